@@ -1,0 +1,11 @@
+DROP TABLE IF EXISTS email_outbox;
+DROP TABLE IF EXISTS user_audit_log;
+DROP FUNCTION IF EXISTS user_audit_log_append_only();
+DROP TABLE IF EXISTS email_verification_tokens;
+DROP TABLE IF EXISTS password_reset_tokens;
+DROP TABLE IF EXISTS refresh_tokens;
+DROP TABLE IF EXISTS user_sessions;
+DROP TABLE IF EXISTS user_roles;
+DROP TABLE IF EXISTS roles;
+DROP TABLE IF EXISTS user_profiles;
+DROP TABLE IF EXISTS users;

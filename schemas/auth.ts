@@ -1,0 +1,54 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Success, Timestamp, Nullable } from './common.js'
+import { UserSchema } from './user.js'
+
+export const PERMISSIONS = ['users:read', 'users:write', 'users:delete', 'roles:manage', 'audit:read'] as const
+export type Permission = typeof PERMISSIONS[number]
+export const PermissionSchema = Type.Union(PERMISSIONS.map(p => Type.Literal(p)), { $id: 'Permission' })
+
+export const LoginSchema = Type.Object({
+  email: Type.String({ minLength: 1, maxLength: 254 }),
+  password: Type.String({ minLength: 1, maxLength: 1024 })
+}, { additionalProperties: false })
+export type Login = Static<typeof LoginSchema>
+
+export const TokenPairSchema = Type.Object({
+  accessToken: Type.String(),
+  refreshToken: Type.String(),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'Access token lifetime in seconds' }),
+  user: Type.Ref(UserSchema)
+}, { $id: 'TokenPair' })
+export type TokenPair = Static<typeof TokenPairSchema>
+
+export const MeSchema = Type.Composite([Type.Omit(UserSchema, ['status', 'profile']), Type.Object({
+  status: Type.String(),
+  profile: Nullable(Type.Object({
+    bio: Nullable(Type.String()),
+    avatarUrl: Nullable(Type.String()),
+    phone: Nullable(Type.String()),
+    locale: Nullable(Type.String()),
+    timezone: Nullable(Type.String())
+  })),
+  permissions: Type.Array(Type.String())
+})], { $id: 'Me' })
+
+export const TokenPairResponseSchema = Success(Type.Ref(TokenPairSchema))
+export const MeResponseSchema = Success(Type.Ref(MeSchema))
+
+export const RegisterSchema = Type.Object({
+  email: Type.String({ format: 'email', minLength: 3, maxLength: 254 }),
+  password: Type.String({ minLength: 1, maxLength: 1024 }),
+  firstName: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }),
+  lastName: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
+}, { additionalProperties: false })
+export type Register = Static<typeof RegisterSchema>
+
+export const SessionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  createdAt: Timestamp(),
+  lastUsedAt: Timestamp(),
+  userAgent: Nullable(Type.String()),
+  ip: Nullable(Type.String()),
+  current: Type.Boolean()
+}, { $id: 'Session' })

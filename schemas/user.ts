@@ -1,0 +1,147 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Nullable, Success, Timestamp } from './common.js'
+
+export const USER_STATUSES = ['active', 'suspended', 'pending'] as const
+export const UserStatusSchema = Type.Union(USER_STATUSES.map(s => Type.Literal(s)), { $id: 'UserStatus' })
+export type UserStatus = typeof USER_STATUSES[number]
+
+export const ProfileSchema = Type.Object({
+  bio: Nullable(Type.String()),
+  avatarUrl: Nullable(Type.String()),
+  phone: Nullable(Type.String()),
+  locale: Nullable(Type.String()),
+  timezone: Nullable(Type.String())
+}, { $id: 'Profile' })
+export type Profile = Static<typeof ProfileSchema>
+
+/** What a client may write into a profile; every field optional (PUT replaces, PATCH merges). */
+export const ProfileInputSchema = Type.Object({
+  bio: Type.Optional(Nullable(Type.String({ maxLength: 2000 }))),
+  avatarUrl: Type.Optional(Nullable(Type.String({ format: 'uri', maxLength: 2048, pattern: '^https?://' }))),
+  phone: Type.Optional(Nullable(Type.String({ pattern: '^\\+?[0-9 ().-]{3,32}$', maxLength: 32 }))),
+  locale: Type.Optional(Nullable(Type.String({ pattern: '^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$', maxLength: 35 }))),
+  timezone: Type.Optional(Nullable(Type.String({ pattern: '^[A-Za-z0-9_+./-]{1,64}$', maxLength: 64 })))
+}, { additionalProperties: false })
+export type ProfileInput = Static<typeof ProfileInputSchema>
+
+export const UserSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  email: Type.String({ format: 'email' }),
+  firstName: Type.String(),
+  lastName: Type.String(),
+  status: Type.Ref(UserStatusSchema),
+  emailVerified: Type.Boolean(),
+  roles: Type.Array(Type.String()),
+  profile: Nullable(Type.Ref(ProfileSchema)),
+  lastLoginAt: Nullable(Timestamp()),
+  createdAt: Timestamp(),
+  updatedAt: Timestamp(),
+  deletedAt: Type.Optional(Nullable(Timestamp()))
+}, { $id: 'User', description: 'A user; never contains a password or hash' })
+export type User = Static<typeof UserSchema> & { status: UserStatus }
+
+export const USER_FIELDS = ['id', 'email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile',
+  'lastLoginAt', 'createdAt', 'updatedAt', 'deletedAt'] as const
+export type UserField = typeof USER_FIELDS[number]
+
+/** A user reduced to the fields a list asked for (`fields`). */
+export const UserFieldsSchema = Type.Partial(Type.Omit(UserSchema, []), { $id: 'UserFields', description: 'A user with only the requested fields' })
+
+const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
+const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
+const Password = Type.String({ minLength: 1, maxLength: 1024, description: '8 to 128 characters with a lower-case letter, an upper-case letter and a digit; not the email' })
+const RoleName = Type.String({ minLength: 1, maxLength: 50 })
+
+export const UserCreateSchema = Type.Object({
+  email: Email,
+  password: Password,
+  firstName: Name,
+  lastName: Name,
+  roles: Type.Optional(Type.Array(RoleName, { maxItems: 20, uniqueItems: true })),
+  status: Type.Optional(Type.Ref(UserStatusSchema)),
+  profile: Type.Optional(Nullable(ProfileInputSchema))
+}, { additionalProperties: false })
+export type UserCreate = Static<typeof UserCreateSchema>
+
+export const UserReplaceSchema = Type.Object({
+  email: Email,
+  firstName: Name,
+  lastName: Name,
+  profile: Nullable(ProfileInputSchema),
+  roles: Type.Optional(Type.Array(RoleName, { maxItems: 20, uniqueItems: true })),
+  status: Type.Optional(Type.Ref(UserStatusSchema))
+}, { additionalProperties: false })
+export type UserReplace = Static<typeof UserReplaceSchema>
+
+export const UserPatchSchema = Type.Object({
+  email: Type.Optional(Email),
+  firstName: Type.Optional(Name),
+  lastName: Type.Optional(Name),
+  profile: Type.Optional(Nullable(ProfileInputSchema)),
+  roles: Type.Optional(Type.Array(RoleName, { maxItems: 20, uniqueItems: true })),
+  status: Type.Optional(Type.Ref(UserStatusSchema))
+}, { additionalProperties: false })
+export type UserPatch = Static<typeof UserPatchSchema>
+
+export const UserRolesSchema = Type.Object({
+  roles: Type.Array(RoleName, { maxItems: 20, uniqueItems: true })
+}, { additionalProperties: false })
+
+export const USER_SORTS = ['createdAt', '-createdAt', 'email', '-email', 'lastName', '-lastName'] as const
+export type UserSort = typeof USER_SORTS[number]
+
+export const UserListQuerySchema = Type.Object({
+  page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Opaque keyset cursor (nextCursor of a previous page)' })),
+  sort: Type.Union(USER_SORTS.map(s => Type.Literal(s)), { default: 'createdAt' }),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Search in email, first and last name' })),
+  role: Type.Optional(RoleName),
+  status: Type.Optional(Type.Ref(UserStatusSchema)),
+  emailVerified: Type.Optional(Type.Boolean()),
+  createdAfter: Type.Optional(Timestamp({ description: 'Exclusive' })),
+  createdBefore: Type.Optional(Timestamp({ description: 'Exclusive' })),
+  includeDeleted: Type.Boolean({ default: false }),
+  fields: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: `Comma list of: ${USER_FIELDS.join(', ')}` }))
+})
+export type UserListQuery = Static<typeof UserListQuerySchema> & { sort: UserSort, status?: UserStatus }
+
+export const PaginationSchema = Type.Object({
+  page: Nullable(Type.Integer()),
+  limit: Type.Integer(),
+  total: Nullable(Type.Integer()),
+  totalPages: Nullable(Type.Integer()),
+  hasNext: Type.Boolean(),
+  nextCursor: Nullable(Type.String())
+}, { $id: 'Pagination' })
+export type Pagination = Static<typeof PaginationSchema>
+
+export const UserResponseSchema = Success(Type.Ref(UserSchema))
+export const UserListResponseSchema = Success(Type.Array(Type.Ref(UserFieldsSchema)), { pagination: Type.Ref(PaginationSchema) })
+export const ProfileResponseSchema = Success(Type.Ref(ProfileSchema))
+
+export const UserExportSchema = Type.Object({
+  user: Type.Ref(UserSchema),
+  profile: Nullable(Type.Ref(ProfileSchema)),
+  roles: Type.Array(Type.String()),
+  sessions: Type.Array(Type.Object({
+    id: Type.String({ format: 'uuid' }),
+    createdAt: Timestamp(),
+    lastUsedAt: Timestamp(),
+    expiresAt: Timestamp(),
+    revokedAt: Nullable(Timestamp()),
+    userAgent: Nullable(Type.String()),
+    ip: Nullable(Type.String())
+  })),
+  auditTrail: Type.Array(Type.Object({
+    id: Type.String({ format: 'uuid' }),
+    action: Type.String(),
+    actorId: Nullable(Type.String()),
+    userId: Nullable(Type.String()),
+    changes: Type.Unknown(),
+    ip: Nullable(Type.String()),
+    userAgent: Nullable(Type.String()),
+    requestId: Nullable(Type.String()),
+    createdAt: Timestamp()
+  }))
+}, { $id: 'UserExport' })

@@ -1,0 +1,45 @@
+export interface ErrorDetail { field?: string, message: string }
+
+/** A failure the client caused or may see; rendered once, by the error handler, in the contract's envelope. */
+export class AppError extends Error {
+  constructor (
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: ErrorDetail[],
+    readonly headers?: Record<string, string>
+  ) {
+    super(message)
+    this.name = 'AppError'
+  }
+}
+
+export const validationError = (message: string, details?: ErrorDetail[]) => new AppError(400, 'VALIDATION_ERROR', message, details)
+export const unauthorized = (message = 'Authentication required') => new AppError(401, 'UNAUTHORIZED', message)
+export const invalidCredentials = () => new AppError(401, 'INVALID_CREDENTIALS', 'Invalid email or password')
+export const forbidden = (message = 'You do not have permission to do this') => new AppError(403, 'FORBIDDEN', message)
+export const notFound = (what = 'Resource') => new AppError(404, 'NOT_FOUND', `${what} not found`)
+export const conflict = (message: string) => new AppError(409, 'CONFLICT', message)
+export const emailTaken = () => new AppError(409, 'EMAIL_TAKEN', 'A user with this email already exists', [{ field: 'email', message: 'is already taken' }])
+export const preconditionFailed = () => new AppError(412, 'PRECONDITION_FAILED', 'The resource has changed since it was read (If-Match does not match)')
+export const invalidToken = (message = 'The token is invalid or expired') => new AppError(400, 'INVALID_TOKEN', message)
+export const rateLimited = (retryAfterSec: number, message = 'Too many requests, try again later') =>
+  new AppError(429, 'RATE_LIMITED', message, undefined, { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSec))) })
+export const serviceUnavailable = (message: string, details?: ErrorDetail[]) => new AppError(503, 'SERVICE_UNAVAILABLE', message, details)
+
+/** Maps a PostgreSQL error to a client error, or undefined when it is a server fault. */
+export function fromDatabaseError (err: unknown): AppError | undefined {
+  const e = err as { code?: string, constraint?: string, message?: string }
+  if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) return undefined
+  switch (e.code) {
+    case '23505':
+      if (e.constraint === 'users_email_live_key' || /users_email_live_key/.test(e.message ?? '')) return emailTaken()
+      return conflict('The resource already exists')
+    case '23503': return conflict('The resource is referenced by or refers to another that does not exist')
+    case '23514': case '22001': case '22P02': case '22007': case '22008': case '22003':
+      return validationError('A value is out of range or malformed')
+    case '40001': case '40P01': return new AppError(409, 'CONFLICT', 'The request conflicted with another one; retry it')
+    default: return undefined
+  }
+}
+export const unsupportedMediaType = () => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type; send application/json')

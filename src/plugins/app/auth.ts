@@ -1,0 +1,61 @@
+import fp from 'fastify-plugin'
+import fastifyJwt from '@fastify/jwt'
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import { AppError, forbidden, unauthorized } from '../../errors.js'
+import { findAuthState } from '../../repositories/sessions.js'
+import type { AccessClaims } from '../../services/auth.js'
+import type { Actor } from '../../services/context.js'
+import type { Permission } from '../../../schemas/auth.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authenticate: preHandlerAsyncHookHandler
+    authorize: (permission: Permission, options?: { self?: boolean }) => preHandlerAsyncHookHandler
+    signAccessToken: (claims: AccessClaims) => string
+  }
+  interface FastifyRequest { actor: Actor | null }
+}
+declare module '@fastify/jwt' {
+  interface FastifyJWT { payload: AccessClaims, user: AccessClaims & { iat: number, exp: number } }
+}
+
+const tokenError = (code: string | undefined) => code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
+  ? new AppError(401, 'TOKEN_EXPIRED', 'The access token has expired')
+  : unauthorized('The access token is missing or invalid')
+
+/** JWT access tokens: HS256 only, issuer and audience pinned; the user, its status and its login are checked live. */
+export default fp(async function auth (fastify) {
+  const { config } = fastify
+  await fastify.register(fastifyJwt, {
+    secret: config.jwtSecret,
+    // fast-jwt reads a numeric expiresIn as seconds here
+    sign: { algorithm: 'HS256', iss: config.jwtIssuer, aud: config.jwtAudience, expiresIn: config.jwtExpirySec },
+    verify: { algorithms: ['HS256'], allowedIss: config.jwtIssuer, allowedAud: config.jwtAudience, requiredClaims: ['sub', 'sid', 'exp', 'iat'] }
+  })
+  fastify.decorateRequest('actor', null)
+  fastify.decorate('signAccessToken', (claims: AccessClaims) => fastify.jwt.sign(claims))
+
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    let claims: AccessClaims
+    try {
+      claims = await request.jwtVerify<AccessClaims>()
+    } catch (err) {
+      throw tokenError((err as { code?: string }).code)
+    }
+    if (claims.typ !== 'access' || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') throw unauthorized('The access token is missing or invalid')
+    const state = await findAuthState(fastify.database.db, claims.sub, claims.sid)
+    if (!state || state.deletedAt !== null || state.status === 'suspended' || !state.sessionActive) {
+      throw unauthorized('The access token is no longer valid')
+    }
+    request.actor = { id: claims.sub, sessionId: claims.sid, permissions: new Set(state.permissions) }
+  })
+
+  fastify.decorate('authorize', (permission: Permission, options: { self?: boolean } = {}) =>
+    async function authorize (request: FastifyRequest, _reply: FastifyReply) {
+      const actor = request.actor
+      if (!actor) throw unauthorized()
+      if (actor.permissions.has(permission)) return
+      if (options.self && (request.params as { id?: string }).id === actor.id) return
+      throw forbidden()
+    })
+}, { name: 'auth', dependencies: ['config', 'database'] })

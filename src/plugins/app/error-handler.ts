@@ -1,0 +1,92 @@
+import fp from 'fastify-plugin'
+import FindMyWay from 'find-my-way'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { AppError, fromDatabaseError, type ErrorDetail } from '../../errors.js'
+
+const FASTIFY_CODES: Record<string, [number, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'PAYLOAD_TOO_LARGE'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'VALIDATION_ERROR'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'VALIDATION_ERROR'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'VALIDATION_ERROR'],
+  FST_ERR_RATE_LIMIT_EXCEEDED: [429, 'RATE_LIMITED']
+}
+const STATUS_CODES: Record<number, string> = {
+  400: 'VALIDATION_ERROR',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  409: 'CONFLICT',
+  412: 'PRECONDITION_FAILED',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+  503: 'SERVICE_UNAVAILABLE'
+}
+
+function validationDetails (err: FastifyError): ErrorDetail[] {
+  return (err.validation ?? []).map(v => {
+    const params = v.params as Record<string, unknown>
+    const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.')
+    const field = params.missingProperty ?? params.additionalProperty
+    const name = [path, field].filter(Boolean).join('.')
+    const message = params.additionalProperty ? 'is not allowed' : (v.message ?? 'is invalid')
+    return name ? { field: name, message } : { message: `${err.validationContext ?? 'request'} ${message}` }
+  })
+}
+
+export function sendError (reply: FastifyReply, statusCode: number, code: string, message: string, details?: ErrorDetail[]) {
+  return reply.code(statusCode).type('application/json; charset=utf-8').send({
+    success: false,
+    error: { code, message, ...(details?.length ? { details } : {}), requestId: reply.request.id }
+  })
+}
+
+/** Renders every failure, once, in the contract's error envelope; 5xx detail is logged, never sent. */
+export default fp(async function errorHandler (fastify) {
+  // Which methods each path answers, for 405 + Allow on a known path.
+  const methodsByPath = FindMyWay({ ignoreTrailingSlash: true })
+  const knownMethods = new Set<string>()
+  fastify.addHook('onRoute', route => {
+    for (const method of [route.method].flat()) {
+      knownMethods.add(method)
+      try { methodsByPath.on(method as any, route.url, () => {}) } catch { /* registered twice: fine */ }
+    }
+  })
+
+  fastify.setErrorHandler(function (err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    if (err instanceof AppError) {
+      if (err.headers) reply.headers(err.headers)
+      return sendError(reply, err.statusCode, err.code, err.message, err.details)
+    }
+    if (err.validation) {
+      return sendError(reply, 400, 'VALIDATION_ERROR', 'The request is invalid', validationDetails(err))
+    }
+    const mapped = err.code ? FASTIFY_CODES[err.code] : undefined
+    if (mapped) return sendError(reply, mapped[0], mapped[1], err.message)
+    const fromDb = fromDatabaseError(err)
+    if (fromDb) {
+      request.log.info({ err }, 'database rejected the request')
+      return sendError(reply, fromDb.statusCode, fromDb.code, fromDb.message, fromDb.details)
+    }
+    const status = err.statusCode ?? 500
+    if (status >= 400 && status < 500) {
+      if (status === 429) reply.header('retry-after', reply.getHeader('retry-after') ?? '60')
+      return sendError(reply, status, STATUS_CODES[status] ?? 'VALIDATION_ERROR', err.message)
+    }
+    request.log.error({ err }, 'request failed')
+    if (status === 503) return sendError(reply, 503, 'SERVICE_UNAVAILABLE', 'A dependency is unavailable, try again shortly')
+    return sendError(reply, 500, 'INTERNAL_ERROR', 'An unexpected error occurred')
+  })
+
+  fastify.setNotFoundHandler(function (request, reply) {
+    const path = request.url.split('?')[0]
+    const allowed = [...knownMethods].filter(m => m !== request.method && methodsByPath.find(m as any, path))
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.sort().join(', '))
+      return sendError(reply, 405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path}`)
+    }
+    return sendError(reply, 404, 'NOT_FOUND', `Route ${request.method} ${path} not found`)
+  })
+}, { name: 'error-handler' })

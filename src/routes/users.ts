@@ -1,0 +1,211 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { EmptyResponse, errors, IdParamsSchema, NotModifiedResponse } from '../../schemas/common.js'
+import {
+  ProfileInputSchema, ProfileResponseSchema, UserCreateSchema, UserExportSchema, UserListQuerySchema, UserListResponseSchema,
+  UserPatchSchema, UserReplaceSchema, UserResponseSchema, UserRolesSchema, type UserListQuery
+} from '../../schemas/user.js'
+import { Success } from '../../schemas/common.js'
+import { etagMatches, etagOf } from '../lib/etag.js'
+import { contextOf } from '../services/context.js'
+
+const security = [{ bearerAuth: [] }]
+const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ description: 'ETag from a GET; a stale one gives 412' })) })
+
+const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
+  const { authenticate, authorize, usersService } = fastify
+  fastify.addHook('onRequest', authenticate)
+
+  fastify.get('/', {
+    preHandler: authorize('users:read'),
+    schema: {
+      operationId: 'listUsers',
+      tags: ['users'],
+      summary: 'List users (page or keyset paging)',
+      security,
+      querystring: UserListQuerySchema,
+      response: { 200: UserListResponseSchema, ...errors(400, 401, 403, 429) }
+    }
+  }, async request => {
+    const { data, pagination } = await usersService.list(request.query as UserListQuery)
+    return { success: true as const, data, pagination }
+  })
+
+  fastify.post('/', {
+    preHandler: authorize('users:write'),
+    schema: {
+      operationId: 'createUser',
+      tags: ['users'],
+      summary: 'Create a user',
+      security,
+      body: UserCreateSchema,
+      response: { 201: UserResponseSchema, ...errors(400, 401, 403, 409, 429) }
+    }
+  }, async (request, reply) => {
+    const user = await usersService.create(contextOf(request), request.body)
+    reply.code(201).header('location', `/api/v1/users/${user.id}`).header('etag', etagOf(user))
+    return { success: true as const, data: user }
+  })
+
+  fastify.get('/:id', {
+    preHandler: authorize('users:read', { self: true }),
+    schema: {
+      operationId: 'getUser',
+      tags: ['users'],
+      summary: 'Get a user',
+      security,
+      params: IdParamsSchema,
+      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String()) }),
+      response: { 200: UserResponseSchema, 304: NotModifiedResponse, ...errors(400, 401, 403, 404, 429) }
+    }
+  }, async (request, reply) => {
+    const { user, etag } = await usersService.get(request.params.id)
+    reply.header('etag', etag).header('cache-control', 'private, no-cache')
+    if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
+    return { success: true as const, data: user }
+  })
+
+  const updateResponses = { 200: UserResponseSchema, ...errors(400, 401, 403, 404, 409, 412, 429) }
+
+  fastify.put('/:id', {
+    preHandler: authorize('users:write', { self: true }),
+    schema: {
+      operationId: 'replaceUser',
+      tags: ['users'],
+      summary: 'Replace a user (email, names and profile required)',
+      security,
+      params: IdParamsSchema,
+      headers: IfMatchHeaders,
+      body: UserReplaceSchema,
+      response: updateResponses
+    }
+  }, async (request, reply) => {
+    const user = await usersService.replace(contextOf(request), request.params.id, request.body, request.headers['if-match'])
+    reply.header('etag', etagOf(user))
+    return { success: true as const, data: user }
+  })
+
+  fastify.patch('/:id', {
+    preHandler: authorize('users:write', { self: true }),
+    schema: {
+      operationId: 'updateUser',
+      tags: ['users'],
+      summary: 'Update a user partially (JSON merge patch)',
+      security,
+      params: IdParamsSchema,
+      headers: IfMatchHeaders,
+      body: UserPatchSchema,
+      response: updateResponses
+    }
+  }, async (request, reply) => {
+    const user = await usersService.patch(contextOf(request), request.params.id, request.body, request.headers['if-match'])
+    reply.header('etag', etagOf(user))
+    return { success: true as const, data: user }
+  })
+
+  fastify.delete('/:id', {
+    preHandler: authorize('users:delete', { self: true }),
+    schema: {
+      operationId: 'deleteUser',
+      tags: ['users'],
+      summary: 'Soft-delete a user and revoke its logins',
+      security,
+      params: IdParamsSchema,
+      headers: IfMatchHeaders,
+      response: { 204: EmptyResponse, ...errors(400, 401, 403, 404, 409, 412, 429) }
+    }
+  }, async (request, reply) => {
+    await usersService.remove(contextOf(request), request.params.id, request.headers['if-match'])
+    return reply.code(204).send(null)
+  })
+
+  fastify.post('/:id/restore', {
+    preHandler: authorize('users:delete'),
+    schema: {
+      operationId: 'restoreUser',
+      tags: ['users'],
+      summary: 'Restore a soft-deleted user',
+      security,
+      params: IdParamsSchema,
+      response: { 200: UserResponseSchema, ...errors(400, 401, 403, 404, 409, 429) }
+    }
+  }, async request => {
+    const user = await usersService.restore(contextOf(request), request.params.id)
+    return { success: true as const, data: user }
+  })
+
+  fastify.put('/:id/roles', {
+    preHandler: authorize('roles:manage'),
+    schema: {
+      operationId: 'setUserRoles',
+      tags: ['users'],
+      summary: 'Replace the roles of a user',
+      security,
+      params: IdParamsSchema,
+      body: UserRolesSchema,
+      response: { 200: UserResponseSchema, ...errors(400, 401, 403, 404, 409, 429) }
+    }
+  }, async request => {
+    const user = await usersService.setRoles(contextOf(request), request.params.id, request.body.roles)
+    return { success: true as const, data: user }
+  })
+
+  fastify.get('/:id/profile', {
+    preHandler: authorize('users:read', { self: true }),
+    schema: {
+      operationId: 'getUserProfile',
+      tags: ['users'],
+      summary: 'Get a user\'s profile',
+      security,
+      params: IdParamsSchema,
+      response: { 200: ProfileResponseSchema, ...errors(400, 401, 403, 404, 429) }
+    }
+  }, async request => ({ success: true as const, data: await usersService.getProfile(request.params.id) }))
+
+  for (const method of ['put', 'patch'] as const) {
+    fastify[method]('/:id/profile', {
+      preHandler: authorize('users:write', { self: true }),
+      schema: {
+        operationId: method === 'put' ? 'replaceUserProfile' : 'updateUserProfile',
+        tags: ['users'],
+        summary: method === 'put' ? 'Replace a user\'s profile (missing fields become null)' : 'Update a user\'s profile (merge patch)',
+        security,
+        params: IdParamsSchema,
+        body: ProfileInputSchema,
+        response: { 200: ProfileResponseSchema, ...errors(400, 401, 403, 404, 429) }
+      }
+    }, async request => ({
+      success: true as const,
+      data: await usersService.saveProfile(contextOf(request), request.params.id, request.body, method === 'put')
+    }))
+  }
+
+  fastify.get('/:id/export', {
+    preHandler: authorize('users:read', { self: true }),
+    schema: {
+      operationId: 'exportUser',
+      tags: ['users'],
+      summary: 'Export everything held about a user (GDPR access)',
+      security,
+      params: IdParamsSchema,
+      response: { 200: Success(Type.Ref(UserExportSchema)), ...errors(400, 401, 403, 404, 429) }
+    }
+  }, async request => ({ success: true as const, data: await usersService.exportData(request.params.id) }))
+
+  fastify.post('/:id/erase', {
+    preHandler: authorize('users:delete', { self: true }),
+    schema: {
+      operationId: 'eraseUser',
+      tags: ['users'],
+      summary: 'Irreversibly anonymise a user (GDPR erasure)',
+      security,
+      params: IdParamsSchema,
+      response: { 204: EmptyResponse, ...errors(400, 401, 403, 404, 409, 429) }
+    }
+  }, async (request, reply) => {
+    await usersService.erase(contextOf(request), request.params.id)
+    return reply.code(204).send(null)
+  })
+}
+
+export default usersRoutes

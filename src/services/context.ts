@@ -1,0 +1,26 @@
+import type { FastifyRequest } from 'fastify'
+import type { AuditContext } from '../repositories/audit.js'
+
+export interface Actor {
+  id: string
+  sessionId: string | null
+  permissions: ReadonlySet<string>
+}
+
+/** Who asks, and from where: what services need for permission checks and audit rows. */
+export interface RequestContext extends AuditContext {
+  actor: Actor | null
+}
+
+export function contextOf (request: FastifyRequest): RequestContext {
+  const actor = request.actor ?? null
+  return {
+    actor,
+    actorId: actor?.id ?? null,
+    ip: request.ip ?? null,
+    userAgent: request.headers['user-agent'] ?? null,
+    requestId: request.id
+  }
+}
+
+export const can = (ctx: RequestContext, permission: string) => ctx.actor?.permissions.has(permission) ?? false

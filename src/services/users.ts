@@ -1,0 +1,358 @@
+import { sql, type Transaction } from 'kysely'
+import type { Config } from '../config.js'
+import type { DB } from '../db/connect.js'
+import type { Database } from '../db/types.js'
+import {
+  conflict, forbidden, notFound, preconditionFailed, validationError, type ErrorDetail
+} from '../errors.js'
+import { etagMatches, etagOf } from '../lib/etag.js'
+import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
+import { passwordProblems, type PasswordHasher } from '../lib/password.js'
+import { hashToken, randomToken } from '../lib/tokens.js'
+import { insertAudit } from '../repositories/audit.js'
+import { enqueueEmail } from '../repositories/outbox.js'
+import * as users from '../repositories/users.js'
+import type { Executor, UserWithRelationsRow } from '../repositories/users.js'
+import {
+  USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate,
+  type UserListQuery, type UserPatch, type UserReplace, type UserField
+} from '../../schemas/user.js'
+import { can, type RequestContext } from './context.js'
+
+const VERIFY_EMAIL_TTL_MS = 24 * 3600_000
+const iso = (d: Date | null) => d === null ? null : d.toISOString()
+
+export function toProfile (row: Pick<UserWithRelationsRow, 'bio' | 'avatarUrl' | 'phone' | 'locale' | 'timezone'>): Profile {
+  return { bio: row.bio, avatarUrl: row.avatarUrl, phone: row.phone, locale: row.locale, timezone: row.timezone }
+}
+
+export function toUser (row: UserWithRelationsRow): User {
+  return {
+    id: row.id,
+    email: row.email,
+    firstName: row.firstName,
+    lastName: row.lastName,
+    status: row.status,
+    emailVerified: row.emailVerified,
+    roles: row.roles,
+    profile: row.profileUserId ? toProfile(row) : null,
+    lastLoginAt: iso(row.lastLoginAt),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    deletedAt: iso(row.deletedAt)
+  }
+}
+
+const SORT_COLUMNS = { createdAt: 'u.createdAt', email: 'u.email', lastName: 'u.lastName' } as const
+
+function parseFields (fields: string | undefined): UserField[] | undefined {
+  if (fields === undefined) return undefined
+  const names = [...new Set(fields.split(',').map(f => f.trim()).filter(Boolean))]
+  const unknown = names.filter(n => !(USER_FIELDS as readonly string[]).includes(n))
+  if (names.length === 0 || unknown.length > 0) {
+    throw validationError('Unknown field in fields', [{ field: 'fields', message: `unknown field(s): ${unknown.join(', ') || '(none given)'}; allowed: ${USER_FIELDS.join(', ')}` }])
+  }
+  return names as UserField[]
+}
+
+function pick (user: User, fields: UserField[] | undefined): Partial<User> {
+  if (!fields) return user
+  const out: Partial<User> = {}
+  for (const f of fields) (out as Record<string, unknown>)[f] = user[f]
+  return out
+}
+
+/** What changed between two representations, for the audit row (never a secret: users hold none). */
+function diff (before: User, after: User): Record<string, { from: unknown, to: unknown }> {
+  const changes: Record<string, { from: unknown, to: unknown }> = {}
+  for (const key of ['email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile', 'deletedAt'] as const) {
+    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changes[key] = { from: before[key], to: after[key] }
+  }
+  return changes
+}
+
+export interface UsersServiceDeps { db: DB, config: Config, hasher: PasswordHasher, onUserChanged?: (userId: string) => void }
+
+export function createUsersService ({ db, config, hasher, onUserChanged = () => {} }: UsersServiceDeps) {
+  async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
+    const row = await users.findUserById(ex, id, includeDeleted)
+    if (!row) throw notFound('User')
+    return toUser(row)
+  }
+
+  async function resolveRoles (ex: Executor, names: string[]) {
+    const roles = await users.findRolesByName(ex, names)
+    const unknown = names.filter(n => !roles.some(r => r.name === n))
+    if (unknown.length > 0) throw validationError('Unknown role', unknown.map(n => ({ field: 'roles', message: `unknown role "${n}"` })))
+    return roles.map(r => r.id)
+  }
+
+  async function queueVerification (trx: Executor, userId: string, email: string) {
+    const token = randomToken()
+    await trx.insertInto('emailVerificationTokens').values({
+      userId, email, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + VERIFY_EMAIL_TTL_MS)
+    }).execute()
+    await enqueueEmail(trx, email, 'verify_email', { token, userId })
+  }
+
+  // Serialises changes that could leave no administrator (role, status and delete changes).
+  async function lockAdministrators (trx: Transaction<Database>) {
+    await sql`select pg_advisory_xact_lock(hashtext('user-management:administrators'))`.execute(trx)
+  }
+
+  async function assertAdministratorRemains (trx: Transaction<Database>) {
+    if (await users.countAdministrators(trx) === 0) throw conflict('This change would leave no active administrator')
+  }
+
+  function assertMayManage (ctx: RequestContext, body: { roles?: unknown, status?: unknown }) {
+    if ((body.roles !== undefined || body.status !== undefined) && !can(ctx, 'roles:manage')) {
+      throw forbidden('Only a caller with roles:manage may set roles or status')
+    }
+  }
+
+  /** Applies a change to a user inside one transaction: lock, check the ETag, write, audit. */
+  async function change (ctx: RequestContext, id: string, ifMatch: string | undefined,
+    apply: (trx: Transaction<Database>, before: User) => Promise<void>, action = 'user.updated') {
+    const after = await db.transaction().execute(async trx => {
+      if (!await users.lockUser(trx, id)) throw notFound('User')
+      const before = await load(trx, id)
+      if (ifMatch !== undefined && !etagMatches(ifMatch, etagOf(before))) throw preconditionFailed()
+      await apply(trx, before)
+      await users.updateUser(trx, id, {})
+      const after = await load(trx, id)
+      const changes = diff(before, after)
+      await insertAudit(trx, ctx, { action, userId: id, changes })
+      if (changes.roles) await insertAudit(trx, ctx, { action: 'user.roles_changed', userId: id, changes: { roles: changes.roles } })
+      return after
+    })
+    onUserChanged(id)
+    return after
+  }
+
+  async function writeFields (trx: Transaction<Database>, before: User, body: UserPatch, replaceProfile: boolean) {
+    const update: Record<string, unknown> = {}
+    if (body.email !== undefined && body.email.toLowerCase() !== before.email) {
+      update.email = body.email.toLowerCase()
+      update.emailVerified = false
+      await queueVerification(trx, before.id, body.email.toLowerCase())
+    }
+    if (body.firstName !== undefined) update.firstName = body.firstName
+    if (body.lastName !== undefined) update.lastName = body.lastName
+    if (body.status !== undefined && body.status !== before.status) {
+      await lockAdministrators(trx)
+      update.status = body.status
+      // A suspended user's access tokens stop working at once.
+      if (body.status === 'suspended') update.tokensValidAfter = new Date()
+    }
+    if (Object.keys(update).length > 0) await users.updateUser(trx, before.id, update)
+    if (body.profile === null) await users.deleteProfile(trx, before.id)
+    else if (body.profile !== undefined) await users.saveProfile(trx, before.id, body.profile, replaceProfile)
+    if (body.roles !== undefined) {
+      if (body.status === undefined) await lockAdministrators(trx)
+      await users.replaceUserRoles(trx, before.id, await resolveRoles(trx, body.roles))
+    }
+    if (body.roles !== undefined || body.status !== undefined) await assertAdministratorRemains(trx)
+  }
+
+  return {
+    async list (query: UserListQuery) {
+      const fields = parseFields(query.fields)
+      const descending = query.sort.startsWith('-')
+      const sortKey = query.sort.replace('-', '') as keyof typeof SORT_COLUMNS
+      const column = SORT_COLUMNS[sortKey]
+      const fingerprint = listFingerprint([query.sort, query.q, query.role, query.status, query.emailVerified,
+        query.createdAfter, query.createdBefore, query.includeDeleted])
+
+      const conditions = [sql<boolean>`u.erased_at is null`]
+      if (!query.includeDeleted) conditions.push(sql`u.deleted_at is null`)
+      if (query.status) conditions.push(sql`u.status = ${query.status}`)
+      if (query.emailVerified !== undefined) conditions.push(sql`u.email_verified = ${query.emailVerified}`)
+      if (query.createdAfter) conditions.push(sql`u.created_at > ${new Date(query.createdAfter)}`)
+      if (query.createdBefore) conditions.push(sql`u.created_at < ${new Date(query.createdBefore)}`)
+      if (query.role) {
+        conditions.push(sql`exists (select 1 from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id and r.name = ${query.role})`)
+      }
+      if (query.q) {
+        conditions.push(sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${'%' + users.escapeLike(query.q) + '%'}`)
+      }
+      const filters = sql<boolean>`${sql.join(conditions, sql` and `)}`
+
+      let keyset = sql<boolean>`true`
+      if (query.cursor) {
+        const position = decodeCursor(query.cursor, fingerprint)
+        const value = sortKey === 'createdAt' ? new Date(position.value) : position.value
+        if (value instanceof Date && Number.isNaN(value.getTime())) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
+        keyset = descending
+          ? sql`(${sql.ref(column)}, u.id) < (${value}, ${position.id})`
+          : sql`(${sql.ref(column)}, u.id) > (${value}, ${position.id})`
+      }
+
+      const direction = descending ? 'desc' : 'asc'
+      const rowsQuery = users.selectUsers(db)
+        .where(filters)
+        .where(keyset)
+        .orderBy(column, direction).orderBy('u.id', direction)
+        .limit(query.limit + 1)
+        .offset(query.cursor ? 0 : (query.page - 1) * query.limit)
+      const countQuery = db.selectFrom('users as u').where(filters).select(sql<number>`count(*)::int`.as('total'))
+      const [rows, total] = await Promise.all([
+        rowsQuery.execute(),
+        query.cursor ? Promise.resolve(null) : countQuery.executeTakeFirstOrThrow().then(r => r.total)
+      ])
+
+      const hasNext = rows.length > query.limit
+      const visible = rows.slice(0, query.limit).map(toUser)
+      const last = visible[visible.length - 1]
+      const nextCursor = hasNext && last
+        ? encodeCursor(fingerprint, { value: sortKey === 'createdAt' ? last.createdAt : last[sortKey], id: last.id })
+        : null
+      const pagination: Pagination = {
+        page: query.cursor ? null : query.page,
+        limit: query.limit,
+        total,
+        totalPages: total === null ? null : Math.ceil(total / query.limit),
+        hasNext,
+        nextCursor
+      }
+      return { data: visible.map(u => pick(u, fields)), pagination }
+    },
+
+    async get (id: string) {
+      const user = await load(db, id)
+      return { user, etag: etagOf(user) }
+    },
+
+    async create (ctx: RequestContext, body: UserCreate): Promise<User> {
+      assertMayManage(ctx, body)
+      const email = body.email.toLowerCase()
+      const problems: ErrorDetail[] = passwordProblems(body.password, email)
+      if (problems.length > 0) throw validationError('The password does not meet the policy', problems)
+      const passwordHash = await hasher.hash(body.password)
+      return db.transaction().execute(async trx => {
+        const roleIds = await resolveRoles(trx, body.roles ?? ['user'])
+        const id = await users.insertUser(trx, {
+          email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active'
+        })
+        await users.replaceUserRoles(trx, id, roleIds)
+        if (body.profile) await users.saveProfile(trx, id, body.profile, true)
+        await queueVerification(trx, id, email)
+        const user = await load(trx, id)
+        await insertAudit(trx, ctx, { action: 'user.created', userId: id, changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles } })
+        return user
+      })
+    },
+
+    replace (ctx: RequestContext, id: string, body: UserReplace, ifMatch?: string) {
+      assertMayManage(ctx, body)
+      return change(ctx, id, ifMatch, (trx, before) => writeFields(trx, before, body, true))
+    },
+
+    patch (ctx: RequestContext, id: string, body: UserPatch, ifMatch?: string) {
+      assertMayManage(ctx, body)
+      return change(ctx, id, ifMatch, (trx, before) => writeFields(trx, before, body, false))
+    },
+
+    async setRoles (ctx: RequestContext, id: string, roles: string[]) {
+      return change(ctx, id, undefined, (trx, before) => writeFields(trx, before, { roles }, false))
+    },
+
+    async getProfile (id: string): Promise<Profile> {
+      const user = await load(db, id)
+      return user.profile ?? { bio: null, avatarUrl: null, phone: null, locale: null, timezone: null }
+    },
+
+    async saveProfile (ctx: RequestContext, id: string, profile: ProfileInput, replace: boolean): Promise<Profile> {
+      const user = await change(ctx, id, undefined, async (trx, before) => {
+        await users.saveProfile(trx, before.id, profile, replace)
+      })
+      return user.profile as Profile
+    },
+
+    async remove (ctx: RequestContext, id: string, ifMatch?: string) {
+      await db.transaction().execute(async trx => {
+        if (!await users.lockUser(trx, id)) throw notFound('User')
+        const before = await load(trx, id)
+        if (ifMatch !== undefined && !etagMatches(ifMatch, etagOf(before))) throw preconditionFailed()
+        await lockAdministrators(trx)
+        const now = new Date()
+        await users.updateUser(trx, id, { deletedAt: now, tokensValidAfter: now })
+        await trx.updateTable('userSessions').set({ revokedAt: now }).where('userId', '=', id).where('revokedAt', 'is', null).execute()
+        await assertAdministratorRemains(trx)
+        await insertAudit(trx, ctx, { action: 'user.deleted', userId: id, changes: { deletedAt: { from: null, to: now.toISOString() } } })
+      })
+      onUserChanged(id)
+    },
+
+    async exportData (id: string) {
+      const user = await load(db, id)
+      const [sessionRows, auditRows] = await Promise.all([
+        db.selectFrom('userSessions').select(['id', 'createdAt', 'lastUsedAt', 'expiresAt', 'revokedAt', 'userAgent', 'ip'])
+          .where('userId', '=', id).orderBy('createdAt', 'desc').execute(),
+        db.selectFrom('userAuditLog').selectAll()
+          .where(eb => eb.or([eb('userId', '=', id), eb('actorId', '=', id)]))
+          .orderBy('createdAt', 'desc').orderBy('id', 'desc').limit(10_000).execute()
+      ])
+      return {
+        user,
+        profile: user.profile,
+        roles: user.roles,
+        sessions: sessionRows.map(s => ({
+          ...s, createdAt: s.createdAt.toISOString(), lastUsedAt: s.lastUsedAt.toISOString(), expiresAt: s.expiresAt.toISOString(), revokedAt: iso(s.revokedAt)
+        })),
+        auditTrail: auditRows.map(a => ({ ...a, createdAt: a.createdAt.toISOString() }))
+      }
+    },
+
+    /** GDPR erasure: personal data is overwritten for good; the audit trail keeps its shape without PII. */
+    async erase (ctx: RequestContext, id: string) {
+      await db.transaction().execute(async trx => {
+        const locked = await users.lockUser(trx, id, true)
+        if (!locked) throw notFound('User')
+        const { email } = await trx.selectFrom('users').select('email').where('id', '=', id).executeTakeFirstOrThrow()
+        await lockAdministrators(trx)
+        const now = new Date()
+        await users.updateUser(trx, id, {
+          email: `erased-${id}@erased.invalid`,
+          firstName: 'Erased',
+          lastName: 'User',
+          passwordHash: '!erased',
+          status: 'suspended',
+          emailVerified: false,
+          lastLoginAt: null,
+          deletedAt: locked.deletedAt ?? now,
+          erasedAt: now,
+          tokensValidAfter: now
+        })
+        await users.deleteProfile(trx, id)
+        await trx.deleteFrom('userSessions').where('userId', '=', id).execute()
+        await trx.deleteFrom('passwordResetTokens').where('userId', '=', id).execute()
+        await trx.deleteFrom('emailVerificationTokens').where('userId', '=', id).execute()
+        await trx.deleteFrom('emailOutbox').where('toAddress', '=', email).execute()
+        // The audit table refuses updates except inside a transaction that declares an erasure.
+        await sql`select set_config('app.audit_erase', 'on', true)`.execute(trx)
+        await sql`update user_audit_log
+          set changes = case when user_id = ${id} then null else changes end, ip = null, user_agent = null
+          where user_id = ${id} or actor_id = ${id}`.execute(trx)
+        await sql`select set_config('app.audit_erase', 'off', true)`.execute(trx)
+        await assertAdministratorRemains(trx)
+        await insertAudit(trx, { ...ctx, ...(ctx.actorId === id ? { ip: null, userAgent: null } : {}) }, { action: 'user.erased', userId: id })
+      })
+      onUserChanged(id)
+    },
+
+    async restore (ctx: RequestContext, id: string): Promise<User> {
+      const user = await db.transaction().execute(async trx => {
+        const locked = await users.lockUser(trx, id, true)
+        if (!locked) throw notFound('User')
+        if (locked.deletedAt === null) return load(trx, id)
+        await users.updateUser(trx, id, { deletedAt: null })
+        await insertAudit(trx, ctx, { action: 'user.restored', userId: id, changes: { deletedAt: { from: locked.deletedAt.toISOString(), to: null } } })
+        return load(trx, id)
+      })
+      onUserChanged(id)
+      return user
+    }
+  }
+}
+
+export type UsersService = ReturnType<typeof createUsersService>
