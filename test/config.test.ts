@@ -1,0 +1,56 @@
+import t from 'tap'
+import { loadConfig, ConfigError } from '../src/config.js'
+
+t.test('defaults follow the contract', async t => {
+  const config = loadConfig({})
+  t.equal(config.port, 3000)
+  t.equal(config.dataDir, './data')
+  t.equal(config.databaseUrl, undefined)
+  t.equal(config.redisUrl, undefined)
+  t.equal(config.jwtExpirySec, 900)
+  t.equal(config.refreshTokenExpirySec, 7 * 86400)
+  t.equal(config.rateLimitMax, 1000)
+  t.equal(config.rateLimitWindowMs, 60_000)
+  t.equal(config.authRateLimitMax, 30)
+  t.equal(config.loginMaxFailures, 5)
+  t.equal(config.loginLockWindowMs, 15 * 60_000)
+  t.equal(config.refreshReuseGraceSec, 0)
+  t.equal(config.requireEmailVerification, false)
+  t.equal(config.trustProxy, false)
+  t.equal(config.emailTransport, 'log')
+})
+
+t.test('values are parsed', async t => {
+  const config = loadConfig({
+    PORT: '8080', JWT_EXPIRY: '30s', REFRESH_TOKEN_EXPIRY: '1d', RATE_LIMIT_WINDOW: '1 min', LOGIN_LOCK_WINDOW: '900',
+    TRUST_PROXY: '10.0.0.0/8, 127.0.0.1', CORS_ORIGINS: 'https://a.example, https://b.example', REQUIRE_EMAIL_VERIFICATION: 'true',
+    ADMIN_EMAIL: 'Root@Example.com', ADMIN_PASSWORD: 'Secret123x'
+  })
+  t.equal(config.port, 8080)
+  t.equal(config.jwtExpirySec, 30)
+  t.equal(config.refreshTokenExpirySec, 86400)
+  t.equal(config.rateLimitWindowMs, 60_000)
+  t.equal(config.loginLockWindowMs, 900_000)
+  t.same(config.trustProxy, ['10.0.0.0/8', '127.0.0.1'])
+  t.same(config.corsOrigins, ['https://a.example', 'https://b.example'])
+  t.equal(config.requireEmailVerification, true)
+  t.equal(config.adminEmail, 'root@example.com')
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+})
+
+t.test('a bad value stops the start with a message naming the variable', async t => {
+  for (const [name, value] of [['PORT', 'eighty'], ['JWT_EXPIRY', 'soon'], ['RATE_LIMIT_MAX', '-1'], ['EMAIL_TRANSPORT', 'pigeon'], ['LOG_LEVEL', 'loud'], ['DB_POOL_SIZE', '0']]) {
+    t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message: new RegExp(name) }, `${name}=${value}`)
+  }
+  t.throws(() => loadConfig({ ADMIN_EMAIL: 'a@b.example' }), /ADMIN_PASSWORD/)
+  t.throws(() => loadConfig({ EMAIL_TRANSPORT: 'smtp' }), /SMTP_URL/)
+})
+
+t.test('production refuses a missing or weak JWT_SECRET', async t => {
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), ConfigError)
+  t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' }), /JWT_SECRET/)
+  t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'a'.repeat(64) }), /JWT_SECRET/)
+  const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'k3Q9v!x7Lm2#Rt8Zp4Wn6Yb1Hc5Jd0Fs' })
+  t.equal(config.production, true)
+})
