@@ -23,13 +23,22 @@ export const conflict = (message: string) => new AppError(409, 'CONFLICT', messa
 export const emailTaken = () => new AppError(409, 'EMAIL_TAKEN', 'A user with this email already exists', [{ field: 'email', message: 'is already taken' }])
 export const preconditionFailed = () => new AppError(412, 'PRECONDITION_FAILED', 'The resource has changed since it was read (If-Match does not match)')
 export const invalidToken = (message = 'The token is invalid or expired') => new AppError(400, 'INVALID_TOKEN', message)
+export const tokenReused = () => new AppError(401, 'TOKEN_REUSED', 'The refresh token was already used; every token of this login has been revoked')
 export const rateLimited = (retryAfterSec: number, message = 'Too many requests, try again later') =>
   new AppError(429, 'RATE_LIMITED', message, undefined, { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSec))) })
-export const serviceUnavailable = (message: string, details?: ErrorDetail[]) => new AppError(503, 'SERVICE_UNAVAILABLE', message, details)
+export const serviceUnavailable = (message: string, details?: ErrorDetail[], retryAfterSec?: number) =>
+  new AppError(503, 'SERVICE_UNAVAILABLE', message, details, retryAfterSec ? { 'retry-after': String(retryAfterSec) } : undefined)
+
+/** A lost or refused database connection (a restart, a failover): the client may retry; it is not a bug. */
+function isConnectionFailure (e: { code?: string, message?: string }) {
+  if (typeof e?.code === 'string' && (/^08/.test(e.code) || ['57P01', '57P02', '57P03', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e.code))) return true
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(e?.message ?? '')
+}
 
 /** Maps a PostgreSQL error to a client error, or undefined when it is a server fault. */
 export function fromDatabaseError (err: unknown): AppError | undefined {
   const e = err as { code?: string, constraint?: string, message?: string }
+  if (isConnectionFailure(e)) return serviceUnavailable('The database is unavailable, try again shortly', undefined, 2)
   if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) return undefined
   switch (e.code) {
     case '23505':

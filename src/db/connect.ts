@@ -33,6 +33,9 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
     // An idle client that loses its server (database restart) emits here; without a
     // listener that error would crash the process. The pool replaces the client.
     pool.on('error', err => log.warn({ err }, 'database connection lost'))
+    // A connection can also die while checked out; the pool drops it on release, but the
+    // client's own 'error' event needs a listener or it would crash the process.
+    pool.on('connect', client => { client.on('error', err => log.warn({ err }, 'database connection lost')) })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins })
     return {
       db,
