@@ -36,9 +36,13 @@ export const MeSchema = Type.Composite([Type.Omit(UserSchema, ['status', 'profil
 export const TokenPairResponseSchema = Success(Type.Ref(TokenPairSchema))
 export const MeResponseSchema = Success(Type.Ref(MeSchema))
 
+const PASSWORD_RULES = '8 to 128 characters with a lower-case letter, an upper-case letter and a digit; not the email, not a well-known common password'
+const NewPassword = Type.String({ minLength: 1, maxLength: 1024, description: PASSWORD_RULES })
+const OpaqueToken = (description: string) => Type.String({ minLength: 1, maxLength: 512, description })
+
 export const RegisterSchema = Type.Object({
   email: Type.String({ format: 'email', minLength: 3, maxLength: 254 }),
-  password: Type.String({ minLength: 1, maxLength: 1024 }),
+  password: NewPassword,
   firstName: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }),
   lastName: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
 }, { additionalProperties: false })
@@ -52,3 +56,35 @@ export const SessionSchema = Type.Object({
   ip: Nullable(Type.String()),
   current: Type.Boolean()
 }, { $id: 'Session' })
+export type Session = Static<typeof SessionSchema>
+export const SessionListResponseSchema = Success(Type.Array(Type.Ref(SessionSchema)))
+
+export const RefreshTokenBodySchema = Type.Object({
+  refreshToken: OpaqueToken('The refresh token of a login')
+}, { additionalProperties: false })
+export type RefreshTokenBody = Static<typeof RefreshTokenBodySchema>
+
+export const ForgotPasswordSchema = Type.Object({
+  email: Type.String({ format: 'email', minLength: 3, maxLength: 254 })
+}, { additionalProperties: false })
+
+export const ResetPasswordSchema = Type.Object({
+  token: OpaqueToken('The token from the password reset email'),
+  password: NewPassword
+}, { additionalProperties: false })
+
+export const ChangePasswordSchema = Type.Object({
+  currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+  newPassword: NewPassword
+}, { additionalProperties: false })
+
+export const VerifyEmailSchema = Type.Object({
+  token: OpaqueToken('The token from the verification email')
+}, { additionalProperties: false })
+
+/** 202: the request is taken; what happens next (an email, or nothing) is deliberately not said. */
+export const AcceptedResponseSchema = Type.Object({
+  success: Type.Literal(true),
+  data: Type.Null(),
+  message: Type.String()
+}, { description: 'Accepted' })

@@ -13,6 +13,17 @@ import services from './plugins/app/services.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
 import usersRoutes from './routes/users.js'
+import redis from './plugins/external/redis.js'
+import helmet from './plugins/external/helmet.js'
+import cors from './plugins/external/cors.js'
+import rateLimit from './plugins/external/rate-limit.js'
+import metrics from './plugins/app/metrics.js'
+import emailDelivery from './plugins/app/email-delivery.js'
+import rolesRoutes from './routes/roles.js'
+import auditRoutes from './routes/audit.js'
+import metricsRoutes from './routes/metrics.js'
+import { RoleSchema } from '../schemas/role.js'
+import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
 import { ErrorDetailSchema, ErrorSchema } from '../schemas/common.js'
 import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, PaginationSchema, UserExportSchema } from '../schemas/user.js'
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
@@ -26,7 +37,8 @@ declare module 'fastify' {
 /** Components registered once and referenced by $id: they appear by name in the OpenAPI document. */
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
-  UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema
+  UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
+  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema
 ]
 
 const REDACT = [
@@ -70,16 +82,28 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     }
   })
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  // The API speaks JSON only: a text/plain body is 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain')
 
   await app.register(errorHandler)
   await app.register(swagger)
   await app.register(fp(async f => { f.decorate('config', config) }, { name: 'config' }))
+  // Before anything that does work per request: headers, CORS and rate limits apply to every answer.
+  await app.register(redis)
+  await app.register(helmet)
+  await app.register(cors)
+  await app.register(rateLimit)
+  await app.register(metrics)
   await app.register(database)
   await app.register(auth)
   await app.register(services)
+  await app.register(emailDelivery)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
+  await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
+  await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
+  await app.register(metricsRoutes)
   return app
 }

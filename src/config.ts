@@ -13,6 +13,7 @@ export const EnvSchema = Type.Object({
   DB_POOL_SIZE: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
   DB_STATEMENT_TIMEOUT: Duration('10s'),
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'um:' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   JWT_EXPIRY: Duration('15m'),
   JWT_ISSUER: Type.String({ default: 'user-management-api' }),
@@ -31,6 +32,9 @@ export const EnvSchema = Type.Object({
   AUTH_RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1 }),
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1 }),
   LOGIN_LOCK_WINDOW: Duration('15m'),
+  LOGIN_IP_MAX_FAILURES: Type.Integer({ default: 100, minimum: 1 }),
+  EMAIL_POLL_INTERVAL: Duration('5s'),
+  APP_URL: Type.String({ default: 'http://localhost:3000' }),
   REFRESH_REUSE_GRACE: Type.Number({ default: 0, minimum: 0 }),
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false }),
   BODY_LIMIT: Type.Integer({ default: 102400, minimum: 1024 })
@@ -48,6 +52,8 @@ export interface Config {
   dbPoolSize: number
   dbStatementTimeoutMs: number
   redisUrl?: string
+  /** Prefixes every Redis key, so several deployments (or test runs) can share one server. */
+  redisKeyPrefix: string
   jwtSecret: string
   jwtExpirySec: number
   jwtIssuer: string
@@ -66,6 +72,12 @@ export interface Config {
   authRateLimitMax: number
   loginMaxFailures: number
   loginLockWindowMs: number
+  /** Failed logins from one client IP, across accounts, within the lock window before that IP is refused. */
+  loginIpMaxFailures: number
+  /** How often the email outbox is polled; 0 stops the delivery worker. */
+  emailPollIntervalMs: number
+  /** The web app that email links open (verification, password reset). */
+  appUrl: string
   refreshReuseGraceSec: number
   requireEmailVerification: boolean
   bodyLimit: number
@@ -104,7 +116,7 @@ export function weakSecretReason (secret: string | undefined): string | undefine
 export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   let env: Env
   try {
-    env = envSchema<Env>({ schema: EnvSchema, data: source, dotenv: false })
+    env = envSchema<Env>({ schema: EnvSchema, data: source, env: false, dotenv: false })
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }
@@ -125,6 +137,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: env.DB_POOL_SIZE,
     dbStatementTimeoutMs: secondsOf('DB_STATEMENT_TIMEOUT', env.DB_STATEMENT_TIMEOUT) * 1000,
     redisUrl: env.REDIS_URL,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX,
     jwtSecret: env.JWT_SECRET ?? DEV_SECRET,
     jwtExpirySec: secondsOf('JWT_EXPIRY', env.JWT_EXPIRY),
     jwtIssuer: env.JWT_ISSUER,
@@ -143,6 +156,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     authRateLimitMax: env.AUTH_RATE_LIMIT_MAX,
     loginMaxFailures: env.LOGIN_MAX_FAILURES,
     loginLockWindowMs: secondsOf('LOGIN_LOCK_WINDOW', env.LOGIN_LOCK_WINDOW) * 1000,
+    loginIpMaxFailures: env.LOGIN_IP_MAX_FAILURES,
+    emailPollIntervalMs: secondsOf('EMAIL_POLL_INTERVAL', env.EMAIL_POLL_INTERVAL) * 1000,
+    appUrl: env.APP_URL.replace(/\/+$/, ''),
     refreshReuseGraceSec: env.REFRESH_REUSE_GRACE,
     requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION,
     bodyLimit: env.BODY_LIMIT,

@@ -22,9 +22,16 @@ t.test('defaults follow the contract', async t => {
 
 t.test('values are parsed', async t => {
   const config = loadConfig({
-    PORT: '8080', JWT_EXPIRY: '30s', REFRESH_TOKEN_EXPIRY: '1d', RATE_LIMIT_WINDOW: '1 min', LOGIN_LOCK_WINDOW: '900',
-    TRUST_PROXY: '10.0.0.0/8, 127.0.0.1', CORS_ORIGINS: 'https://a.example, https://b.example', REQUIRE_EMAIL_VERIFICATION: 'true',
-    ADMIN_EMAIL: 'Root@Example.com', ADMIN_PASSWORD: 'Secret123x'
+    PORT: '8080',
+    JWT_EXPIRY: '30s',
+    REFRESH_TOKEN_EXPIRY: '1d',
+    RATE_LIMIT_WINDOW: '1 min',
+    LOGIN_LOCK_WINDOW: '900',
+    TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
+    CORS_ORIGINS: 'https://a.example, https://b.example',
+    REQUIRE_EMAIL_VERIFICATION: 'true',
+    ADMIN_EMAIL: 'Root@Example.com',
+    ADMIN_PASSWORD: 'Secret123x'
   })
   t.equal(config.port, 8080)
   t.equal(config.jwtExpirySec, 30)

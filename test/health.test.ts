@@ -10,7 +10,8 @@ t.test('liveness and readiness', async t => {
   for (const url of ['/health/ready', '/api/v1/health']) {
     const ready = await app.inject({ method: 'GET', url })
     t.equal(ready.statusCode, 200, url)
-    t.same(ready.json(), { success: true, data: { status: 'ok', checks: { database: 'ok' } } }, url)
+    const checks = process.env.REDIS_URL ? { database: 'ok', redis: 'ok' } : { database: 'ok' }
+    t.same(ready.json(), { success: true, data: { status: 'ok', checks } }, url)
   }
 })
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance, InjectOptions } from 'fastify'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 
@@ -13,11 +14,18 @@ export function testConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
   const config = loadConfig({
     DATA_DIR: 'memory://',
     LOG_LEVEL: 'silent',
+    // Generous limits: the rate-limit and lockout tests set their own, other tests log in freely.
+    RATE_LIMIT_MAX: '1000000',
+    AUTH_RATE_LIMIT_MAX: '1000000',
+    LOGIN_IP_MAX_FAILURES: '1000000',
+    // No background outbox worker racing the tests; test/email.test.ts drives delivery itself.
+    EMAIL_POLL_INTERVAL: '0',
     ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     ...env
   })
-  return { ...config, argon2MemoryKiB: 1024, ...overrides }
+  // A Redis key prefix per app, so test files sharing one Redis never share counters.
+  return { ...config, argon2MemoryKiB: 1024, redisKeyPrefix: `test:${randomUUID()}:`, ...overrides }
 }
 
 interface Tap { teardown (fn: () => unknown): void }
@@ -51,4 +59,16 @@ export async function createUser (app: FastifyInstance, options: { roles?: strin
 /** app.inject with a bearer token. */
 export function as (app: FastifyInstance, user: { token: string } | undefined, options: InjectOptions) {
   return app.inject({ ...options, headers: { ...(user ? { authorization: `Bearer ${user.token}` } : {}), ...options.headers } })
+}
+
+/** Asserts the contract's error envelope: status, code, a message, and requestId equal to X-Request-Id. */
+export function assertError (t: Test, res: LightMyRequestResponse, status: number, code: string, message = `${status} ${code}`) {
+  if (!t.equal(res.statusCode, status, `${message}: status`)) t.ok(false, `${message}: body was ${res.body.slice(0, 500)}`)
+  t.ok(String(res.headers['content-type']).startsWith('application/json'), `${message}: JSON`)
+  const body = res.json()
+  t.equal(body.success, false, `${message}: success false`)
+  t.equal(body.error?.code, code, `${message}: code`)
+  t.equal(typeof body.error?.message, 'string', `${message}: a message`)
+  t.equal(body.error?.requestId, res.headers['x-request-id'], `${message}: requestId is X-Request-Id`)
+  return body.error as { code: string, message: string, details?: Array<{ field?: string, message: string }>, requestId: string }
 }

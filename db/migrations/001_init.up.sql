@@ -107,6 +107,8 @@ CREATE INDEX email_verification_tokens_user_id_idx ON email_verification_tokens 
 
 CREATE TABLE user_audit_log (
   id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  -- insertion order: rows written in the same millisecond still page in a stable, meaningful order
+  seq        bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
   action     text NOT NULL CHECK (action ~ '^[a-z_]+\.[a-z_]+$'),
   actor_id   uuid,
   user_id    uuid,
@@ -116,10 +118,10 @@ CREATE TABLE user_audit_log (
   request_id text,
   created_at timestamptz(3) NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX user_audit_log_created_at_id_idx ON user_audit_log (created_at DESC, id DESC);
-CREATE INDEX user_audit_log_user_id_idx ON user_audit_log (user_id, created_at DESC);
-CREATE INDEX user_audit_log_actor_id_idx ON user_audit_log (actor_id, created_at DESC);
-CREATE INDEX user_audit_log_action_idx ON user_audit_log (action, created_at DESC);
+CREATE INDEX user_audit_log_created_at_idx ON user_audit_log (created_at);
+CREATE INDEX user_audit_log_user_id_idx ON user_audit_log (user_id, seq DESC);
+CREATE INDEX user_audit_log_actor_id_idx ON user_audit_log (actor_id, seq DESC);
+CREATE INDEX user_audit_log_action_idx ON user_audit_log (action, seq DESC);
 
 -- The audit trail is append-only. The one sanctioned exception is erasure (GDPR), which
 -- sets app.audit_erase = 'on' inside its own transaction to scrub PII from a user's rows.

@@ -88,6 +88,7 @@ export interface EmailVerificationTokensTable {
 
 export interface UserAuditLogTable {
   id: Generated<string>
+  seq: ColumnType<string, never, never>
   action: string
   actorId: string | null
   userId: string | null

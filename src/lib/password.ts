@@ -1,5 +1,6 @@
 import argon2 from 'argon2'
 import type { ErrorDetail } from '../errors.js'
+import { isCommonPassword } from './common-passwords.js'
 
 export interface PasswordHasher {
   hash (plain: string): Promise<string>
@@ -24,7 +25,7 @@ export function createPasswordHasher (memoryCost = 19456): PasswordHasher {
   }
 }
 
-/** The contract's password policy; an empty list means the password is acceptable. */
+/** The contract's password policy, plus no well-known common password; an empty list means the password is acceptable. */
 export function passwordProblems (password: string, email?: string): ErrorDetail[] {
   const problems: string[] = []
   if (password.length < 8 || password.length > 128) problems.push('must be 8 to 128 characters long')
@@ -32,5 +33,6 @@ export function passwordProblems (password: string, email?: string): ErrorDetail
   if (!/[A-Z]/.test(password)) problems.push('must contain an upper-case letter')
   if (!/[0-9]/.test(password)) problems.push('must contain a digit')
   if (email && password.toLowerCase() === email.toLowerCase()) problems.push('must not be the email address')
+  if (isCommonPassword(password)) problems.push('is too common')
   return problems.map(message => ({ field: 'password', message }))
 }

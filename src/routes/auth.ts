@@ -1,19 +1,38 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { errors } from '../../schemas/common.js'
-import { LoginSchema, MeResponseSchema, TokenPairResponseSchema } from '../../schemas/auth.js'
+import { EmptyResponse, errors, IdParamsSchema } from '../../schemas/common.js'
+import {
+  AcceptedResponseSchema, ChangePasswordSchema, ForgotPasswordSchema, LoginSchema, MeResponseSchema, RefreshTokenBodySchema,
+  RegisterSchema, ResetPasswordSchema, SessionListResponseSchema, TokenPairResponseSchema, VerifyEmailSchema
+} from '../../schemas/auth.js'
+import { UserResponseSchema } from '../../schemas/user.js'
 import { contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
+const tags = ['auth']
 
 const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { authService } = fastify
+  const { authService, authenticate } = fastify
   // Token-bearing answers must never be stored by a browser or a proxy.
   fastify.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'no-store') })
+
+  fastify.post('/register', {
+    schema: {
+      operationId: 'register',
+      tags,
+      summary: 'Create an account (role user, email not yet verified); queues a verification email',
+      body: RegisterSchema,
+      response: { 201: UserResponseSchema, ...errors(400, 409, 429) }
+    }
+  }, async (request, reply) => {
+    const user = await authService.register(contextOf(request), request.body)
+    reply.code(201).header('location', `/api/v1/users/${user.id}`)
+    return { success: true as const, data: user }
+  })
 
   fastify.post('/login', {
     schema: {
       operationId: 'login',
-      tags: ['auth'],
+      tags,
       summary: 'Log in with email and password',
       body: LoginSchema,
       response: { 200: TokenPairResponseSchema, ...errors(400, 401, 403, 429) }
@@ -23,11 +42,51 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     return { success: true as const, data: pair }
   })
 
+  fastify.post('/refresh', {
+    schema: {
+      operationId: 'refreshTokens',
+      tags,
+      summary: 'Exchange a refresh token for a new pair; the old one is spent (presenting it again revokes the login)',
+      body: RefreshTokenBodySchema,
+      response: { 200: TokenPairResponseSchema, ...errors(400, 401, 429) }
+    }
+  }, async request => {
+    const pair = await authService.refresh(contextOf(request), request.body.refreshToken)
+    return { success: true as const, data: pair }
+  })
+
+  fastify.post('/logout', {
+    schema: {
+      operationId: 'logout',
+      tags,
+      summary: 'End the login the refresh token belongs to (idempotent: an unknown token is also 204)',
+      body: RefreshTokenBodySchema,
+      response: { 204: EmptyResponse, ...errors(400, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.logout(contextOf(request), request.body.refreshToken)
+    return reply.code(204).send(null)
+  })
+
+  fastify.post('/logout-all', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'logoutAll',
+      tags,
+      summary: 'End every login of the caller',
+      security,
+      response: { 204: EmptyResponse, ...errors(400, 401, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.logoutAll(contextOf(request))
+    return reply.code(204).send(null)
+  })
+
   fastify.get('/me', {
-    onRequest: fastify.authenticate,
+    onRequest: authenticate,
     schema: {
       operationId: 'getMe',
-      tags: ['auth'],
+      tags,
       summary: 'The caller, with its permissions',
       security,
       response: { 200: MeResponseSchema, ...errors(401, 429) }
@@ -35,6 +94,104 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   }, async request => {
     const actor = request.actor!
     return { success: true as const, data: await authService.me(actor.id, actor.permissions) }
+  })
+
+  fastify.get('/sessions', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'listSessions',
+      tags,
+      summary: "The caller's active logins",
+      security,
+      response: { 200: SessionListResponseSchema, ...errors(401, 429) }
+    }
+  }, async request => {
+    return { success: true as const, data: await authService.listSessions(contextOf(request)) }
+  })
+
+  fastify.delete('/sessions/:id', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'revokeSession',
+      tags,
+      summary: "End one of the caller's logins (anyone else's is 404)",
+      security,
+      params: IdParamsSchema,
+      response: { 204: EmptyResponse, ...errors(400, 401, 404, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.revokeSession(contextOf(request), request.params.id)
+    return reply.code(204).send(null)
+  })
+
+  fastify.post('/password/forgot', {
+    schema: {
+      operationId: 'forgotPassword',
+      tags,
+      summary: 'Request a password reset email; the answer is the same whether or not the account exists',
+      body: ForgotPasswordSchema,
+      response: { 202: AcceptedResponseSchema, ...errors(400, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.forgotPassword(request.body.email)
+    reply.code(202)
+    return { success: true as const, data: null, message: 'If an account uses this address, a password reset email is on its way' }
+  })
+
+  fastify.post('/password/reset', {
+    schema: {
+      operationId: 'resetPassword',
+      tags,
+      summary: 'Set a new password with a reset token (single use, 1 h); every login of the user is revoked',
+      body: ResetPasswordSchema,
+      response: { 204: EmptyResponse, ...errors(400, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.resetPassword(contextOf(request), request.body.token, request.body.password)
+    return reply.code(204).send(null)
+  })
+
+  fastify.post('/password/change', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'changePassword',
+      tags,
+      summary: "Change the caller's password; every other login is revoked",
+      security,
+      body: ChangePasswordSchema,
+      response: { 204: EmptyResponse, ...errors(400, 401, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.changePassword(contextOf(request), request.body.currentPassword, request.body.newPassword)
+    return reply.code(204).send(null)
+  })
+
+  fastify.post('/email/verify', {
+    schema: {
+      operationId: 'verifyEmail',
+      tags,
+      summary: 'Verify an email address with the token from the verification email (single use, 24 h)',
+      body: VerifyEmailSchema,
+      response: { 204: EmptyResponse, ...errors(400, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.verifyEmail(contextOf(request), request.body.token)
+    return reply.code(204).send(null)
+  })
+
+  fastify.post('/email/verify/resend', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'resendVerificationEmail',
+      tags,
+      summary: 'Queue a new verification email (nothing is sent when the email is already verified)',
+      security,
+      response: { 202: AcceptedResponseSchema, ...errors(400, 401, 429) }
+    }
+  }, async (request, reply) => {
+    await authService.resendVerification(contextOf(request))
+    reply.code(202)
+    return { success: true as const, data: null, message: 'A verification email is on its way unless the address is already verified' }
   })
 }
 

@@ -1,35 +1,72 @@
 import { sql } from 'kysely'
 import type { Config } from '../config.js'
 import type { DB } from '../db/connect.js'
-import { forbidden, invalidCredentials, notFound } from '../errors.js'
-import type { PasswordHasher } from '../lib/password.js'
+import {
+  forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized, validationError
+} from '../errors.js'
+import { passwordProblems, type PasswordHasher } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
+import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { insertAudit } from '../repositories/audit.js'
+import { enqueueEmail } from '../repositories/outbox.js'
 import * as sessions from '../repositories/sessions.js'
+import * as tokens from '../repositories/tokens.js'
 import * as users from '../repositories/users.js'
 import type { Executor } from '../repositories/users.js'
-import type { TokenPair } from '../../schemas/auth.js'
+import type { Register, Session, TokenPair } from '../../schemas/auth.js'
+import type { User } from '../../schemas/user.js'
 import type { RequestContext } from './context.js'
 import { toUser } from './users.js'
 
 export interface AccessClaims { sub: string, sid: string, typ: 'access' }
+
+const PASSWORD_RESET_TTL_MS = 3600_000
+const VERIFY_EMAIL_TTL_MS = 24 * 3600_000
+
+/**
+ * Per-account login throttling. login() calls assertAllowed before it looks at the password (it
+ * throws 429 RATE_LIMITED while the account is locked) and reports each outcome. Failures for
+ * unknown emails are reported too, so a lockout does not reveal which accounts exist.
+ */
+export interface LoginGuard {
+  assertAllowed (email: string, ctx: RequestContext): Promise<void>
+  recordFailure (email: string, ctx: RequestContext): Promise<void>
+  recordSuccess (email: string, ctx: RequestContext): Promise<void>
+}
+
+const openLoginGuard: LoginGuard = {
+  assertAllowed: async () => {},
+  recordFailure: async () => {},
+  recordSuccess: async () => {}
+}
 
 export interface AuthServiceDeps {
   db: DB
   config: Config
   hasher: PasswordHasher
   signAccessToken: (claims: AccessClaims) => string
+  loginGuard?: LoginGuard
+  /**
+   * Answers of recent rotations by spent-token hash, for REFRESH_REUSE_GRACE. In-process by
+   * default; pass a shared (Redis) one when several instances serve the same clients.
+   */
+  refreshGraceCache?: TtlCache<TokenPair>
 }
 
-export function createAuthService ({ db, config, hasher, signAccessToken }: AuthServiceDeps) {
-  /** Starts a login: a session (the refresh-token family) and its first refresh token. */
-  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string): Promise<TokenPair> {
-    const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
-    const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
+function assertPasswordPolicy (password: string, email: string) {
+  const problems = passwordProblems(password, email)
+  if (problems.length > 0) throw validationError('The password does not meet the policy', problems)
+}
+
+export function createAuthService ({
+  db, config, hasher, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
+}: AuthServiceDeps) {
+  /** A new refresh token for the session (the family) and an access token bound to it. */
+  async function issueForSession (ex: Executor, userId: string, sessionId: string, expiresAt: Date): Promise<TokenPair> {
     const refreshToken = randomToken()
     await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
     const row = await users.findUserById(ex, userId)
-    if (!row) throw notFound('User')
+    if (!row) throw unauthorized('The refresh token is invalid or expired')
     return {
       accessToken: signAccessToken({ sub: userId, sid: sessionId, typ: 'access' }),
       refreshToken,
@@ -39,29 +76,223 @@ export function createAuthService ({ db, config, hasher, signAccessToken }: Auth
     }
   }
 
+  /** Starts a login: a session whose absolute expiry every rotated refresh token inherits. */
+  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string): Promise<TokenPair> {
+    const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
+    const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
+    return issueForSession(ex, userId, sessionId, expiresAt)
+  }
+
+  async function queueVerification (ex: Executor, userId: string, email: string) {
+    const token = randomToken()
+    await tokens.insertEmailVerification(ex, { userId, email, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + VERIFY_EMAIL_TTL_MS) })
+    await enqueueEmail(ex, email, 'verify_email', { token, userId })
+  }
+
+  function actorOf (ctx: RequestContext) {
+    if (!ctx.actor) throw unauthorized()
+    return ctx.actor
+  }
+
+  /** Why a refresh token could not be rotated: a replay (reuse or grace), or simply not valid. */
+  async function refusedRefresh (ctx: RequestContext, tokenHash: string): Promise<TokenPair> {
+    const token = await sessions.findRefreshToken(db, tokenHash)
+    if (!token || token.spentAt === null) throw unauthorized('The refresh token is invalid or expired')
+    if (config.refreshReuseGraceSec > 0 && token.sessionActive) {
+      const answer = await refreshGraceCache.get(tokenHash)
+      // Only the token spent last is forgiven: once its successor has been used too, it is plain reuse.
+      const successor = answer && await sessions.findRefreshToken(db, hashToken(answer.refreshToken))
+      if (answer && successor && successor.spentAt === null) return answer
+    }
+    // A spent token came back: a copy of it exists somewhere, so nothing of this login can be trusted.
+    await db.transaction().execute(async trx => {
+      const revoked = await sessions.revokeSession(trx, token.sessionId)
+      await insertAudit(trx, { ...ctx, actorId: null }, { action: 'auth.token_reused', userId: token.userId, changes: { sessionId: token.sessionId, sessionRevoked: revoked } })
+    })
+    throw tokenReused()
+  }
+
   return {
     issueTokens,
 
+    async register (ctx: RequestContext, body: Register): Promise<User> {
+      const email = body.email.toLowerCase()
+      assertPasswordPolicy(body.password, email)
+      const passwordHash = await hasher.hash(body.password)
+      const status = config.requireEmailVerification ? 'pending' : 'active'
+      // A taken email fails on the unique index (EMAIL_TAKEN), also when two registrations race.
+      return db.transaction().execute(async trx => {
+        const id = await users.insertUser(trx, { email, passwordHash, firstName: body.firstName, lastName: body.lastName, status })
+        await users.replaceUserRoles(trx, id, (await users.findRolesByName(trx, ['user'])).map(r => r.id))
+        await queueVerification(trx, id, email)
+        const row = await users.findUserById(trx, id)
+        if (!row) throw notFound('User')
+        const user = toUser(row)
+        await insertAudit(trx, { ...ctx, actorId: id }, {
+          action: 'user.created',
+          userId: id,
+          changes: { email, firstName: user.firstName, lastName: user.lastName, status, roles: user.roles, registered: true }
+        })
+        return user
+      })
+    },
+
     async login (ctx: RequestContext, email: string, password: string): Promise<TokenPair> {
-      const account = await users.findCredentialsByEmail(db, email.trim())
+      const normalized = email.trim().toLowerCase()
+      await loginGuard.assertAllowed(normalized, ctx)
+      const account = await users.findCredentialsByEmail(db, normalized)
       if (!account) {
         await hasher.verifyDummy(password)
         await insertAudit(db, ctx, { action: 'auth.login_failed', userId: null, changes: { reason: 'unknown_account' } })
+        await loginGuard.recordFailure(normalized, ctx)
         throw invalidCredentials()
       }
       const valid = await hasher.verify(account.passwordHash, password)
       if (!valid || account.status === 'suspended') {
         await insertAudit(db, ctx, { action: 'auth.login_failed', userId: account.id, changes: { reason: valid ? 'suspended' : 'wrong_password' } })
+        await loginGuard.recordFailure(normalized, ctx)
         throw invalidCredentials()
       }
       if (account.status === 'pending' && config.requireEmailVerification) {
         throw forbidden('Verify your email address before logging in')
       }
-      return db.transaction().execute(async trx => {
+      const pair = await db.transaction().execute(async trx => {
         await trx.updateTable('users').set({ lastLoginAt: sql`now()` as any }).where('id', '=', account.id).execute()
         const pair = await issueTokens(trx, ctx, account.id)
         await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
         return pair
+      })
+      await loginGuard.recordSuccess(normalized, ctx)
+      return pair
+    },
+
+    /**
+     * Rotates a refresh token: the presented one is spent and a new one of the same family issued,
+     * atomically. A spent one presented again revokes the family, unless it is a replay of the
+     * rotation that just happened within REFRESH_REUSE_GRACE seconds, which gets that same answer.
+     */
+    async refresh (ctx: RequestContext, refreshToken: string): Promise<TokenPair> {
+      const tokenHash = hashToken(refreshToken)
+      const pair = await db.transaction().execute(async trx => {
+        const spent = await sessions.spendRefreshToken(trx, tokenHash)
+        if (!spent) return undefined
+        await sessions.touchSession(trx, spent.sessionId)
+        return issueForSession(trx, spent.userId, spent.sessionId, spent.expiresAt)
+      })
+      if (!pair) return refusedRefresh(ctx, tokenHash)
+      if (config.refreshReuseGraceSec > 0) {
+        // Losing this entry (a shared store being down) only turns a replay into TOKEN_REUSED.
+        await refreshGraceCache.set(tokenHash, pair, config.refreshReuseGraceSec).catch(() => {})
+      }
+      return pair
+    },
+
+    /** Ends the login the refresh token belongs to; an unknown token is not an error (logging out is idempotent). */
+    async logout (ctx: RequestContext, refreshToken: string) {
+      const token = await sessions.findRefreshToken(db, hashToken(refreshToken))
+      if (!token) return
+      await db.transaction().execute(async trx => {
+        if (await sessions.revokeSession(trx, token.sessionId)) {
+          await insertAudit(trx, { ...ctx, actorId: token.userId }, { action: 'auth.logout', userId: token.userId, changes: { sessionId: token.sessionId } })
+        }
+      })
+    },
+
+    async logoutAll (ctx: RequestContext) {
+      const actor = actorOf(ctx)
+      await db.transaction().execute(async trx => {
+        const revoked = await sessions.revokeSessions(trx, actor.id)
+        await insertAudit(trx, ctx, { action: 'auth.logout', userId: actor.id, changes: { scope: 'all', sessionsRevoked: revoked } })
+      })
+    },
+
+    async listSessions (ctx: RequestContext): Promise<Session[]> {
+      const actor = actorOf(ctx)
+      const rows = await sessions.listActiveSessions(db, actor.id)
+      return rows.map(s => ({
+        id: s.id,
+        createdAt: s.createdAt.toISOString(),
+        lastUsedAt: s.lastUsedAt.toISOString(),
+        userAgent: s.userAgent,
+        ip: s.ip,
+        current: s.id === actor.sessionId
+      }))
+    },
+
+    /** Revokes one of the caller's own sessions; anyone else's, or one already ended, is 404. */
+    async revokeSession (ctx: RequestContext, sessionId: string) {
+      const actor = actorOf(ctx)
+      await db.transaction().execute(async trx => {
+        if (!await sessions.revokeSession(trx, sessionId, actor.id)) throw notFound('Session')
+        await insertAudit(trx, ctx, { action: 'auth.session_revoked', userId: actor.id, changes: { sessionId } })
+      })
+    },
+
+    /** Queues a reset email when the address belongs to an account; the caller learns nothing either way. */
+    async forgotPassword (email: string) {
+      const token = randomToken()
+      await tokens.requestPasswordReset(db, {
+        email: email.trim(), token, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + PASSWORD_RESET_TTL_MS)
+      })
+    },
+
+    async resetPassword (ctx: RequestContext, token: string, password: string) {
+      const tokenHash = hashToken(token)
+      const target = await tokens.findPasswordReset(db, tokenHash)
+      if (!target) throw invalidToken()
+      // Checked before the token is spent, so a rejected password leaves the link usable.
+      assertPasswordPolicy(password, target.email)
+      const passwordHash = await hasher.hash(password)
+      await db.transaction().execute(async trx => {
+        const userId = await tokens.spendPasswordReset(trx, tokenHash)
+        if (!userId) throw invalidToken()
+        await users.updateUser(trx, userId, { passwordHash })
+        await tokens.spendPasswordResets(trx, userId)
+        const revoked = await sessions.revokeSessions(trx, userId)
+        await insertAudit(trx, { ...ctx, actorId: userId }, { action: 'auth.password_reset', userId, changes: { sessionsRevoked: revoked } })
+      })
+    },
+
+    async changePassword (ctx: RequestContext, currentPassword: string, newPassword: string) {
+      const actor = actorOf(ctx)
+      const account = await users.findPasswordHash(db, actor.id)
+      if (!account) throw unauthorized()
+      assertPasswordPolicy(newPassword, account.email)
+      if (!await hasher.verify(account.passwordHash, currentPassword)) throw invalidCredentials()
+      const passwordHash = await hasher.hash(newPassword)
+      await db.transaction().execute(async trx => {
+        await users.updateUser(trx, actor.id, { passwordHash })
+        await tokens.spendPasswordResets(trx, actor.id)
+        const revoked = await sessions.revokeSessions(trx, actor.id, actor.sessionId ?? undefined)
+        await insertAudit(trx, ctx, { action: 'auth.password_changed', userId: actor.id, changes: { sessionsRevoked: revoked } })
+      })
+    },
+
+    /** Spends a verification token issued for the user's current email: the email is verified, a pending account active. */
+    async verifyEmail (ctx: RequestContext, token: string) {
+      await db.transaction().execute(async trx => {
+        const row = await tokens.lockEmailVerification(trx, hashToken(token))
+        if (!row) throw invalidToken()
+        const user = await tokens.lockUserEmailState(trx, row.userId)
+        // A token for an address the user no longer has proves nothing about the current one.
+        if (!user || user.email !== row.email) throw invalidToken()
+        await tokens.spendEmailVerification(trx, row.id)
+        const changes: Record<string, { from: unknown, to: unknown }> = {}
+        if (!user.emailVerified) changes.emailVerified = { from: false, to: true }
+        if (user.status === 'pending') changes.status = { from: 'pending', to: 'active' }
+        if (Object.keys(changes).length === 0) return
+        await users.updateUser(trx, user.id, { emailVerified: true, ...(changes.status ? { status: 'active' as const } : {}) })
+        await insertAudit(trx, { ...ctx, actorId: user.id }, { action: 'user.email_verified', userId: user.id, changes })
+      })
+    },
+
+    /** Queues a new verification email unless the email is already verified. */
+    async resendVerification (ctx: RequestContext) {
+      const actor = actorOf(ctx)
+      await db.transaction().execute(async trx => {
+        const user = await tokens.lockUserEmailState(trx, actor.id)
+        if (!user) throw unauthorized()
+        if (!user.emailVerified) await queueVerification(trx, user.id, user.email)
       })
     },
 

@@ -148,7 +148,8 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
     if (body.profile === null) await users.deleteProfile(trx, before.id)
     else if (body.profile !== undefined) await users.saveProfile(trx, before.id, body.profile, replaceProfile)
     if (body.roles !== undefined) {
-      if (body.status === undefined) await lockAdministrators(trx)
+      // Taken even when the status branch took it (it is re-entrant): a status equal to the current one takes no lock there.
+      await lockAdministrators(trx)
       await users.replaceUserRoles(trx, before.id, await resolveRoles(trx, body.roles))
     }
     if (body.roles !== undefined || body.status !== undefined) await assertAdministratorRemains(trx)
@@ -290,7 +291,7 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
           .where('userId', '=', id).orderBy('createdAt', 'desc').execute(),
         db.selectFrom('userAuditLog').selectAll()
           .where(eb => eb.or([eb('userId', '=', id), eb('actorId', '=', id)]))
-          .orderBy('createdAt', 'desc').orderBy('id', 'desc').limit(10_000).execute()
+          .orderBy('seq', 'desc').limit(10_000).execute()
       ])
       return {
         user,
@@ -299,7 +300,7 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
         sessions: sessionRows.map(s => ({
           ...s, createdAt: s.createdAt.toISOString(), lastUsedAt: s.lastUsedAt.toISOString(), expiresAt: s.expiresAt.toISOString(), revokedAt: iso(s.revokedAt)
         })),
-        auditTrail: auditRows.map(a => ({ ...a, createdAt: a.createdAt.toISOString() }))
+        auditTrail: auditRows.map(({ seq, ...a }) => ({ ...a, createdAt: a.createdAt.toISOString() }))
       }
     },
 
@@ -327,7 +328,10 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
         await trx.deleteFrom('userSessions').where('userId', '=', id).execute()
         await trx.deleteFrom('passwordResetTokens').where('userId', '=', id).execute()
         await trx.deleteFrom('emailVerificationTokens').where('userId', '=', id).execute()
-        await trx.deleteFrom('emailOutbox').where('toAddress', '=', email).execute()
+        // Every email queued for the user, to its current address or to one it held before.
+        await trx.deleteFrom('emailOutbox')
+          .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', id)]))
+          .execute()
         // The audit table refuses updates except inside a transaction that declares an erasure.
         await sql`select set_config('app.audit_erase', 'on', true)`.execute(trx)
         await sql`update user_audit_log

@@ -19,18 +19,21 @@ declare module '@fastify/jwt' {
   interface FastifyJWT { payload: AccessClaims, user: AccessClaims & { iat: number, exp: number } }
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value)
+
 const tokenError = (code: string | undefined) => code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
   ? new AppError(401, 'TOKEN_EXPIRED', 'The access token has expired')
   : unauthorized('The access token is missing or invalid')
 
-/** JWT access tokens: HS256 only, issuer and audience pinned; the user, its status and its login are checked live. */
+/** JWT access tokens: HS256 only, issuer and audience pinned and required; the user, its status and its login are checked live. */
 export default fp(async function auth (fastify) {
   const { config } = fastify
   await fastify.register(fastifyJwt, {
     secret: config.jwtSecret,
     // fast-jwt reads a numeric expiresIn as seconds here
     sign: { algorithm: 'HS256', iss: config.jwtIssuer, aud: config.jwtAudience, expiresIn: config.jwtExpirySec },
-    verify: { algorithms: ['HS256'], allowedIss: config.jwtIssuer, allowedAud: config.jwtAudience, requiredClaims: ['sub', 'sid', 'exp', 'iat'] }
+    verify: { algorithms: ['HS256'], allowedIss: config.jwtIssuer, allowedAud: config.jwtAudience, requiredClaims: ['sub', 'sid', 'exp', 'iat', 'iss', 'aud'] }
   })
   fastify.decorateRequest('actor', null)
   fastify.decorate('signAccessToken', (claims: AccessClaims) => fastify.jwt.sign(claims))
@@ -42,7 +45,8 @@ export default fp(async function auth (fastify) {
     } catch (err) {
       throw tokenError((err as { code?: string }).code)
     }
-    if (claims.typ !== 'access' || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') throw unauthorized('The access token is missing or invalid')
+    // Ids are checked before they reach SQL: a malformed one would otherwise be a database error, not a 401.
+    if (claims.typ !== 'access' || !isUuid(claims.sub) || !isUuid(claims.sid)) throw unauthorized('The access token is missing or invalid')
     const state = await findAuthState(fastify.database.db, claims.sub, claims.sid)
     if (!state || state.deletedAt !== null || state.status === 'suspended' || !state.sessionActive) {
       throw unauthorized('The access token is no longer valid')

@@ -49,6 +49,8 @@ export default fp(async function errorHandler (fastify) {
   const methodsByPath = FindMyWay({ ignoreTrailingSlash: true })
   const knownMethods = new Set<string>()
   fastify.addHook('onRoute', route => {
+    // A catch-all (@fastify/cors answers preflights on OPTIONS *) would make every unknown path a 405.
+    if (route.url === '*' || route.url.endsWith('/*')) return
     for (const method of [route.method].flat()) {
       knownMethods.add(method)
       try { methodsByPath.on(method as any, route.url, () => {}) } catch { /* registered twice: fine */ }

@@ -3,12 +3,18 @@ import { createPasswordHasher, type PasswordHasher } from '../../lib/password.js
 import { createAuthService, type AuthService } from '../../services/auth.js'
 import { createUsersService, type UsersService } from '../../services/users.js'
 import { bootstrapAdmin } from '../../services/bootstrap.js'
+import { createResilientCounter } from '../../lib/window-counter.js'
+import { createLoginThrottle } from '../../services/login-throttle.js'
+import { createRolesService, type RolesService } from '../../services/roles.js'
+import { createAuditService, type AuditService } from '../../services/audit.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     hasher: PasswordHasher
     usersService: UsersService
     authService: AuthService
+    rolesService: RolesService
+    auditService: AuditService
   }
 }
 
@@ -18,8 +24,11 @@ export default fp(async function services (fastify) {
   const hasher = createPasswordHasher(config.argon2MemoryKiB)
   fastify.decorate('hasher', hasher)
   fastify.decorate('usersService', createUsersService({ db, config, hasher }))
-  fastify.decorate('authService', createAuthService({ db, config, hasher, signAccessToken: fastify.signAccessToken }))
+  const loginGuard = createLoginThrottle(createResilientCounter(fastify.redis, fastify.log), config)
+  fastify.decorate('authService', createAuthService({ db, config, hasher, signAccessToken: fastify.signAccessToken, loginGuard }))
+  fastify.decorate('rolesService', createRolesService({ db }))
+  fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }
-}, { name: 'services', dependencies: ['config', 'database', 'auth'] })
+}, { name: 'services', dependencies: ['config', 'database', 'auth', 'redis'] })

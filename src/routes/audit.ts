@@ -1,0 +1,25 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errors } from '../../schemas/common.js'
+import { AuditListQuerySchema, AuditListResponseSchema } from '../../schemas/audit.js'
+
+const auditRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
+  const { authenticate, authorize, auditService } = fastify
+
+  fastify.get('/', {
+    onRequest: authenticate,
+    preHandler: authorize('audit:read'),
+    schema: {
+      operationId: 'listAuditLogs',
+      tags: ['audit'],
+      summary: 'The audit trail, newest first (keyset paging)',
+      security: [{ bearerAuth: [] }],
+      querystring: AuditListQuerySchema,
+      response: { 200: AuditListResponseSchema, ...errors(400, 401, 403, 429) }
+    }
+  }, async request => {
+    const { data, pagination } = await auditService.list(request.query)
+    return { success: true as const, data, pagination }
+  })
+}
+
+export default auditRoutes

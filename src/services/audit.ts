@@ -1,0 +1,48 @@
+import type { DB } from '../db/connect.js'
+import { validationError } from '../errors.js'
+import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
+import { listAudit, type AuditFilter } from '../repositories/audit.js'
+import type { AuditListQuery, AuditLogEntry, AuditPagination } from '../../schemas/audit.js'
+
+/** Reads the audit trail; it is written by the services that change things, in their own transactions. */
+export function createAuditService ({ db }: { db: DB }) {
+  return {
+    async list (query: AuditListQuery): Promise<{ data: AuditLogEntry[], pagination: AuditPagination }> {
+      const filter: AuditFilter = { userId: query.userId, actorId: query.actorId, action: query.action, from: query.from, to: query.to }
+      if (filter.from && filter.to && new Date(filter.from) >= new Date(filter.to)) {
+        throw validationError('from must be before to', [{ field: 'from', message: 'must be before to' }])
+      }
+      const fingerprint = listFingerprint(['audit', filter])
+      let afterSeq: string | undefined
+      if (query.cursor) {
+        const position = decodeCursor(query.cursor, fingerprint)
+        if (!/^\d{1,18}$/.test(position.value)) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
+        afterSeq = position.value
+      }
+      const rows = await listAudit(db, filter, afterSeq, query.limit + 1)
+      const hasNext = rows.length > query.limit
+      const page = rows.slice(0, query.limit)
+      const last = page[page.length - 1]
+      return {
+        data: page.map(row => ({
+          id: row.id,
+          action: row.action,
+          actorId: row.actorId,
+          userId: row.userId,
+          changes: row.changes ?? null,
+          ip: row.ip,
+          userAgent: row.userAgent,
+          requestId: row.requestId,
+          createdAt: row.createdAt.toISOString()
+        })),
+        pagination: {
+          limit: query.limit,
+          hasNext,
+          nextCursor: hasNext && last ? encodeCursor(fingerprint, { value: String(last.seq), id: last.id }) : null
+        }
+      }
+    }
+  }
+}
+
+export type AuditService = ReturnType<typeof createAuditService>
