@@ -8,10 +8,19 @@ import { PGliteDialect } from './pglite-dialect.js'
 
 export type DB = Kysely<Database>
 
+export interface Listener {
+  /** Called with each notification's payload. */
+  onMessage (payload: string): void
+  /** Called with false when notifications may have been missed (connection lost), true once listening again. */
+  onListening (listening: boolean): void
+}
+
 export interface DatabaseHandle {
   db: DB
   kind: 'postgres' | 'embedded'
   ping (): Promise<void>
+  /** LISTEN on a channel for as long as the handle is open. */
+  listen (channel: string, listener: Listener): Promise<void>
   close (): Promise<void>
 }
 
@@ -37,11 +46,53 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
     // client's own 'error' event needs a listener or it would crash the process.
     pool.on('connect', client => { client.on('error', err => log.warn({ err }, 'database connection lost')) })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins })
+    const listeners = new Set<pg.Client>()
+    let closing = false
+
+    async function listen (channel: string, listener: Listener) {
+      let retryMs = 250
+      const connect = async (): Promise<void> => {
+        if (closing) return
+        const client = new pg.Client({ connectionString: config.databaseUrl, application_name: 'user-management-api:listen' })
+        let lost = false
+        const onLost = (err?: Error) => {
+          if (lost) return
+          lost = true
+          listeners.delete(client)
+          client.end().catch(() => {})
+          if (closing) return
+          if (err) log.warn({ err, channel }, 'database notifications lost; reconnecting')
+          listener.onListening(false)
+          setTimeout(() => { connect().catch(() => {}) }, retryMs).unref()
+          retryMs = Math.min(retryMs * 2, 10_000)
+        }
+        client.on('error', onLost)
+        client.on('end', () => onLost())
+        client.on('notification', message => listener.onMessage(message.payload ?? ''))
+        try {
+          await client.connect()
+          await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+        } catch (err) {
+          onLost(err as Error)
+          return
+        }
+        listeners.add(client)
+        retryMs = 250
+        listener.onListening(true)
+      }
+      await connect()
+    }
+
     return {
       db,
       kind: 'postgres',
       ping: async () => { await sql`select 1`.execute(db) },
-      close: () => db.destroy()
+      listen,
+      close: async () => {
+        closing = true
+        await Promise.all([...listeners].map(client => client.end().catch(() => {})))
+        await db.destroy()
+      }
     }
   }
 
@@ -55,6 +106,11 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
     db,
     kind: 'embedded',
     ping: async () => { await sql`select 1`.execute(db) },
+    // One process owns the embedded database, so nothing is ever missed.
+    listen: async (channel, listener) => {
+      await client.listen(channel, payload => listener.onMessage(payload))
+      listener.onListening(true)
+    },
     close: () => db.destroy()
   }
 }

@@ -2,41 +2,53 @@
  * Caches what an access token's validity depends on (user status, permissions, whether its
  * login is still active), so authenticating a request costs no query on the hot path.
  *
- * Any write may change that state, so a write clears the cache before its response leaves
- * (clear()), and writes made by other instances clear it through the database's notifications.
- * A lookup that started before a clear never stores its (possibly stale) answer: the
- * generation it read must still be current when it finishes.
+ * Entries are dropped when the database reports a change to a user's auth state (a trigger
+ * notifies every instance), and a write request of this instance clears them before its
+ * response leaves, so no client ever sees a revoked token accepted after being told it was
+ * revoked. A lookup that started before a drop never stores its possibly stale answer.
  */
 export class AuthStateCache<T> {
-  private readonly entries = new Map<string, { value: T, expiresAt: number }>()
+  private readonly users = new Map<string, Map<string, { value: T, expiresAt: number }>>()
   private generation = 0
-  private enabled = true
+  private enabled = false
+  private size = 0
 
-  constructor (private readonly ttlMs: number, private readonly maxEntries = 50_000) {}
+  constructor (private readonly ttlMs: number, private readonly maxEntries = 100_000) {}
 
-  async get (key: string, load: () => Promise<T>): Promise<T> {
+  async get (userId: string, sessionId: string, load: () => Promise<T>): Promise<T> {
     const now = Date.now()
-    const hit = this.entries.get(key)
+    const hit = this.users.get(userId)?.get(sessionId)
     if (hit && hit.expiresAt > now) return hit.value
     const generation = this.generation
     const value = await load()
     if (this.enabled && generation === this.generation) {
-      if (this.entries.size >= this.maxEntries) this.entries.clear()
-      this.entries.set(key, { value, expiresAt: now + this.ttlMs })
+      if (this.size >= this.maxEntries) this.clear()
+      let sessions = this.users.get(userId)
+      if (!sessions) this.users.set(userId, sessions = new Map())
+      if (!sessions.has(sessionId)) this.size++
+      sessions.set(sessionId, { value, expiresAt: now + this.ttlMs })
     }
     return value
   }
 
-  clear () {
+  clearUser (userId: string) {
     this.generation++
-    this.entries.clear()
+    const sessions = this.users.get(userId)
+    if (sessions) {
+      this.size -= sessions.size
+      this.users.delete(userId)
+    }
   }
 
-  /** Without a way to hear other instances' writes, caching would serve stale state: turn it off. */
+  clear () {
+    this.generation++
+    this.users.clear()
+    this.size = 0
+  }
+
+  /** Caching is only safe while change notifications arrive; without them every lookup goes to the database. */
   setEnabled (enabled: boolean) {
     this.enabled = enabled
     this.clear()
   }
-
-  get size () { return this.entries.size }
 }

@@ -3,6 +3,7 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { AppError, forbidden, unauthorized } from '../../errors.js'
 import { findAuthState } from '../../repositories/sessions.js'
+import { AuthStateCache } from '../../lib/auth-state-cache.js'
 import type { AccessClaims } from '../../services/auth.js'
 import type { Actor } from '../../services/context.js'
 import type { Permission } from '../../../schemas/auth.js'
@@ -22,6 +23,14 @@ declare module '@fastify/jwt' {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value)
 
+type AuthState = NonNullable<Awaited<ReturnType<typeof findAuthState>>> | undefined
+
+// A safety net only: entries are dropped as soon as a change is reported.
+const AUTH_STATE_TTL_MS = 60_000
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+// Successful writes that cannot invalidate anyone's existing access token.
+const KEEPS_AUTH_STATE = new Set(['POST /api/v1/users', 'POST /api/v1/auth/login', 'POST /api/v1/auth/register', 'POST /api/v1/auth/refresh'])
+
 const tokenError = (code: string | undefined) => code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
   ? new AppError(401, 'TOKEN_EXPIRED', 'The access token has expired')
   : unauthorized('The access token is missing or invalid')
@@ -36,6 +45,21 @@ export default fp(async function auth (fastify) {
     verify: { algorithms: ['HS256'], allowedIss: config.jwtIssuer, allowedAud: config.jwtAudience, requiredClaims: ['sub', 'sid', 'exp', 'iat', 'iss', 'aud'] }
   })
   fastify.decorateRequest('actor', null)
+
+  const authStates = new AuthStateCache<AuthState>(AUTH_STATE_TTL_MS)
+  await fastify.database.listen('auth_state_changed', {
+    onMessage: userId => userId === '*' ? authStates.clear() : authStates.clearUser(userId),
+    onListening: listening => authStates.setEnabled(listening)
+  })
+  // Another instance's writes arrive as notifications; this instance's own writes must also be
+  // visible to the caller's very next request, which may beat the notification: clear first.
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    if (!SAFE_METHODS.has(request.method) &&
+      !(reply.statusCode < 400 && KEEPS_AUTH_STATE.has(`${request.method} ${request.routeOptions.url?.replace(/\/$/, '')}`))) {
+      authStates.clear()
+    }
+    return payload
+  })
   fastify.decorate('signAccessToken', (claims: AccessClaims) => fastify.jwt.sign(claims))
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
@@ -47,7 +71,8 @@ export default fp(async function auth (fastify) {
     }
     // Ids are checked before they reach SQL: a malformed one would otherwise be a database error, not a 401.
     if (claims.typ !== 'access' || !isUuid(claims.sub) || !isUuid(claims.sid)) throw unauthorized('The access token is missing or invalid')
-    const state = await findAuthState(fastify.database.db, claims.sub, claims.sid)
+    const { sub, sid } = claims
+    const state = await authStates.get(sub, sid, () => findAuthState(fastify.database.db, sub, sid))
     if (!state || state.deletedAt !== null || state.status === 'suspended' || !state.sessionActive) {
       throw unauthorized('The access token is no longer valid')
     }
