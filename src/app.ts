@@ -43,7 +43,10 @@ export const SHARED_SCHEMAS: TSchema[] = [
 
 const REDACT = [
   'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]',
-  '*.password', '*.newPassword', '*.currentPassword', '*.passwordHash', '*.token', '*.refreshToken', '*.accessToken'
+  '*.password', '*.newPassword', '*.currentPassword', '*.passwordHash', '*.token', '*.refreshToken', '*.accessToken',
+  // A logged database error carries the statement's values (the embedded driver adds params) and,
+  // for a constraint violation, the failing row in its detail: either may hold a password hash.
+  'err.params', 'err.detail'
 ]
 
 export function loggerOptions (config: Config): FastifyServerOptions['logger'] {

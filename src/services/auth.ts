@@ -8,7 +8,6 @@ import { passwordProblems, type PasswordHasher } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { insertAudit } from '../repositories/audit.js'
-import { enqueueEmail } from '../repositories/outbox.js'
 import * as sessions from '../repositories/sessions.js'
 import * as tokens from '../repositories/tokens.js'
 import * as users from '../repositories/users.js'
@@ -16,12 +15,12 @@ import type { Executor } from '../repositories/users.js'
 import type { Register, Session, TokenPair } from '../../schemas/auth.js'
 import type { User } from '../../schemas/user.js'
 import type { RequestContext } from './context.js'
-import { toUser } from './users.js'
+import { toUser, type UsersService } from './users.js'
+import { queueEmailVerification } from './email-verification.js'
 
 export interface AccessClaims { sub: string, sid: string, typ: 'access' }
 
 const PASSWORD_RESET_TTL_MS = 3600_000
-const VERIFY_EMAIL_TTL_MS = 24 * 3600_000
 
 /**
  * Per-account login throttling. login() calls assertAllowed before it looks at the password (it
@@ -44,6 +43,7 @@ export interface AuthServiceDeps {
   db: DB
   config: Config
   hasher: PasswordHasher
+  usersService: UsersService
   signAccessToken: (claims: AccessClaims) => string
   loginGuard?: LoginGuard
   /**
@@ -59,7 +59,7 @@ function assertPasswordPolicy (password: string, email: string) {
 }
 
 export function createAuthService ({
-  db, config, hasher, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
+  db, config, hasher, usersService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
 }: AuthServiceDeps) {
   /** A new refresh token for the session (the family) and an access token bound to it. */
   async function issueForSession (ex: Executor, userId: string, sessionId: string, expiresAt: Date): Promise<TokenPair> {
@@ -81,12 +81,6 @@ export function createAuthService ({
     const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
     const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
     return issueForSession(ex, userId, sessionId, expiresAt)
-  }
-
-  async function queueVerification (ex: Executor, userId: string, email: string) {
-    const token = randomToken()
-    await tokens.insertEmailVerification(ex, { userId, email, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + VERIFY_EMAIL_TTL_MS) })
-    await enqueueEmail(ex, email, 'verify_email', { token, userId })
   }
 
   function actorOf (ctx: RequestContext) {
@@ -115,26 +109,9 @@ export function createAuthService ({
   return {
     issueTokens,
 
-    async register (ctx: RequestContext, body: Register): Promise<User> {
-      const email = body.email.toLowerCase()
-      assertPasswordPolicy(body.password, email)
-      const passwordHash = await hasher.hash(body.password)
+    register (ctx: RequestContext, body: Register): Promise<User> {
       const status = config.requireEmailVerification ? 'pending' : 'active'
-      // A taken email fails on the unique index (EMAIL_TAKEN), also when two registrations race.
-      return db.transaction().execute(async trx => {
-        const id = await users.insertUser(trx, { email, passwordHash, firstName: body.firstName, lastName: body.lastName, status })
-        await users.replaceUserRoles(trx, id, (await users.findRolesByName(trx, ['user'])).map(r => r.id))
-        await queueVerification(trx, id, email)
-        const row = await users.findUserById(trx, id)
-        if (!row) throw notFound('User')
-        const user = toUser(row)
-        await insertAudit(trx, { ...ctx, actorId: id }, {
-          action: 'user.created',
-          userId: id,
-          changes: { email, firstName: user.firstName, lastName: user.lastName, status, roles: user.roles, registered: true }
-        })
-        return user
-      })
+      return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
     },
 
     async login (ctx: RequestContext, email: string, password: string): Promise<TokenPair> {
@@ -292,7 +269,7 @@ export function createAuthService ({
       await db.transaction().execute(async trx => {
         const user = await tokens.lockUserEmailState(trx, actor.id)
         if (!user) throw unauthorized()
-        if (!user.emailVerified) await queueVerification(trx, user.id, user.email)
+        if (!user.emailVerified) await queueEmailVerification(trx, user.id, user.email)
       })
     },
 

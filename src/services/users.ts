@@ -8,9 +8,7 @@ import {
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
 import { passwordProblems, type PasswordHasher } from '../lib/password.js'
-import { hashToken, randomToken } from '../lib/tokens.js'
 import { insertAudit } from '../repositories/audit.js'
-import { enqueueEmail } from '../repositories/outbox.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserWithRelationsRow } from '../repositories/users.js'
 import {
@@ -18,8 +16,8 @@ import {
   type UserListQuery, type UserPatch, type UserReplace, type UserField
 } from '../../schemas/user.js'
 import { can, type RequestContext } from './context.js'
+import { queueEmailVerification } from './email-verification.js'
 
-const VERIFY_EMAIL_TTL_MS = 24 * 3600_000
 const iso = (d: Date | null) => d === null ? null : d.toISOString()
 
 export function toProfile (row: Pick<UserWithRelationsRow, 'bio' | 'avatarUrl' | 'phone' | 'locale' | 'timezone'>): Profile {
@@ -71,9 +69,9 @@ function diff (before: User, after: User): Record<string, { from: unknown, to: u
   return changes
 }
 
-export interface UsersServiceDeps { db: DB, config: Config, hasher: PasswordHasher, onUserChanged?: (userId: string) => void }
+export interface UsersServiceDeps { db: DB, config: Config, hasher: PasswordHasher }
 
-export function createUsersService ({ db, config, hasher, onUserChanged = () => {} }: UsersServiceDeps) {
+export function createUsersService ({ db, hasher }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -85,14 +83,6 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
     const unknown = names.filter(n => !roles.some(r => r.name === n))
     if (unknown.length > 0) throw validationError('Unknown role', unknown.map(n => ({ field: 'roles', message: `unknown role "${n}"` })))
     return roles.map(r => r.id)
-  }
-
-  async function queueVerification (trx: Executor, userId: string, email: string) {
-    const token = randomToken()
-    await trx.insertInto('emailVerificationTokens').values({
-      userId, email, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + VERIFY_EMAIL_TTL_MS)
-    }).execute()
-    await enqueueEmail(trx, email, 'verify_email', { token, userId })
   }
 
   // Serialises changes that could leave no administrator (role, status and delete changes).
@@ -125,7 +115,6 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
       if (changes.roles) await insertAudit(trx, ctx, { action: 'user.roles_changed', userId: id, changes: { roles: changes.roles } })
       return after
     })
-    onUserChanged(id)
     return after
   }
 
@@ -134,7 +123,7 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
     if (body.email !== undefined && body.email.toLowerCase() !== before.email) {
       update.email = body.email.toLowerCase()
       update.emailVerified = false
-      await queueVerification(trx, before.id, body.email.toLowerCase())
+      await queueEmailVerification(trx, before.id, body.email.toLowerCase())
     }
     if (body.firstName !== undefined) update.firstName = body.firstName
     if (body.lastName !== undefined) update.lastName = body.lastName
@@ -153,6 +142,34 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
       await users.replaceUserRoles(trx, before.id, await resolveRoles(trx, body.roles))
     }
     if (body.roles !== undefined || body.status !== undefined) await assertAdministratorRemains(trx)
+  }
+
+  /**
+   * Creates an account with its roles, profile and a queued verification email, in one transaction.
+   * Callers decide who may set roles and status (create checks roles:manage; register sets them itself).
+   */
+  async function createAccount (ctx: RequestContext, body: UserCreate, options: { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> } = {}): Promise<User> {
+    const email = body.email.toLowerCase()
+    const problems: ErrorDetail[] = passwordProblems(body.password, email)
+    if (problems.length > 0) throw validationError('The password does not meet the policy', problems)
+    const passwordHash = await hasher.hash(body.password)
+    // A taken email fails on the unique index (EMAIL_TAKEN), also when two requests race.
+    return db.transaction().execute(async trx => {
+      const roleIds = await resolveRoles(trx, body.roles ?? ['user'])
+      const id = await users.insertUser(trx, {
+        email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active'
+      })
+      await users.replaceUserRoles(trx, id, roleIds)
+      if (body.profile) await users.saveProfile(trx, id, body.profile, true)
+      await queueEmailVerification(trx, id, email)
+      const user = await load(trx, id)
+      await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
+        action: 'user.created',
+        userId: id,
+        changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles, ...options.auditNote }
+      })
+      return user
+    })
   }
 
   return {
@@ -225,23 +242,10 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
 
     async create (ctx: RequestContext, body: UserCreate): Promise<User> {
       assertMayManage(ctx, body)
-      const email = body.email.toLowerCase()
-      const problems: ErrorDetail[] = passwordProblems(body.password, email)
-      if (problems.length > 0) throw validationError('The password does not meet the policy', problems)
-      const passwordHash = await hasher.hash(body.password)
-      return db.transaction().execute(async trx => {
-        const roleIds = await resolveRoles(trx, body.roles ?? ['user'])
-        const id = await users.insertUser(trx, {
-          email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active'
-        })
-        await users.replaceUserRoles(trx, id, roleIds)
-        if (body.profile) await users.saveProfile(trx, id, body.profile, true)
-        await queueVerification(trx, id, email)
-        const user = await load(trx, id)
-        await insertAudit(trx, ctx, { action: 'user.created', userId: id, changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles } })
-        return user
-      })
+      return createAccount(ctx, body)
     },
+
+    createAccount,
 
     replace (ctx: RequestContext, id: string, body: UserReplace, ifMatch?: string) {
       assertMayManage(ctx, body)
@@ -281,7 +285,6 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
         await assertAdministratorRemains(trx)
         await insertAudit(trx, ctx, { action: 'user.deleted', userId: id, changes: { deletedAt: { from: null, to: now.toISOString() } } })
       })
-      onUserChanged(id)
     },
 
     async exportData (id: string) {
@@ -341,11 +344,10 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
         await assertAdministratorRemains(trx)
         await insertAudit(trx, { ...ctx, ...(ctx.actorId === id ? { ip: null, userAgent: null } : {}) }, { action: 'user.erased', userId: id })
       })
-      onUserChanged(id)
     },
 
-    async restore (ctx: RequestContext, id: string): Promise<User> {
-      const user = await db.transaction().execute(async trx => {
+    restore (ctx: RequestContext, id: string): Promise<User> {
+      return db.transaction().execute(async trx => {
         const locked = await users.lockUser(trx, id, true)
         if (!locked) throw notFound('User')
         if (locked.deletedAt === null) return load(trx, id)
@@ -353,8 +355,6 @@ export function createUsersService ({ db, config, hasher, onUserChanged = () => 
         await insertAudit(trx, ctx, { action: 'user.restored', userId: id, changes: { deletedAt: { from: locked.deletedAt.toISOString(), to: null } } })
         return load(trx, id)
       })
-      onUserChanged(id)
-      return user
     }
   }
 }

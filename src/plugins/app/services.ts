@@ -23,9 +23,10 @@ export default fp(async function services (fastify) {
   const db = fastify.database.db
   const hasher = createPasswordHasher(config.argon2MemoryKiB)
   fastify.decorate('hasher', hasher)
-  fastify.decorate('usersService', createUsersService({ db, config, hasher }))
+  const usersService = createUsersService({ db, config, hasher })
+  fastify.decorate('usersService', usersService)
   const loginGuard = createLoginThrottle(createResilientCounter(fastify.redis, fastify.log), config)
-  fastify.decorate('authService', createAuthService({ db, config, hasher, signAccessToken: fastify.signAccessToken, loginGuard }))
+  fastify.decorate('authService', createAuthService({ db, config, hasher, usersService, signAccessToken: fastify.signAccessToken, loginGuard }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
