@@ -70,6 +70,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     trustProxy: config.trustProxy as boolean | string | string[],
     bodyLimit: config.bodyLimit,
     return503OnClosing: true,
+    // Starting the embedded database and migrating can take well over Fastify's default 10 s on a busy machine.
+    pluginTimeout: 120_000,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false } }
   }).withTypeProvider<TypeBoxTypeProvider>()
