@@ -8,6 +8,13 @@ export const OPENAPI_INFO = {
   version: '1.0.0'
 }
 
+const SHARED_RESPONSES = {
+  PayloadTooLarge: '413: the body is larger than BODY_LIMIT (PAYLOAD_TOO_LARGE); any operation with a body',
+  UnsupportedMediaType: '415: the body is not JSON (UNSUPPORTED_MEDIA_TYPE); any operation with a body',
+  InternalError: '500: an unexpected failure (INTERNAL_ERROR); never reveals internals',
+  ServiceUnavailable: '503: a dependency is unavailable (SERVICE_UNAVAILABLE), with Retry-After; any operation'
+}
+
 /** The OpenAPI document is generated from the routes' TypeBox schemas; components keep their $id names. */
 export default fp(async function swagger (fastify) {
   await fastify.register(fastifySwagger, {
@@ -23,7 +30,12 @@ export default fp(async function swagger (fastify) {
         { name: 'audit', description: 'The audit trail' }
       ],
       components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        // What any operation can answer, documented once (the contract allows exactly these as shared responses).
+        responses: Object.fromEntries(Object.entries(SHARED_RESPONSES).map(([name, description]) => [name, {
+          description,
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } }
+        }]))
       }
     },
     refResolver: {
