@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { CamelCasePlugin, Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -27,6 +28,27 @@ export interface DatabaseHandle {
 // int8 (count(*), bigint) as a JS number: every count we return is far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, value => Number(value))
 
+const statementNames = new Map<string, string>()
+
+/**
+ * Kysely sends every query unnamed, so PostgreSQL parses and plans it anew each time. Naming
+ * each parameterised statement by its text makes every connection prepare it once and then only
+ * bind and execute. (Parameterless SQL, such as migration files, stays unnamed: it may hold
+ * several statements.)
+ */
+function preparedStatements (client: pg.PoolClient) {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
+    if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0) return query(text, values, callback)
+    let name = statementNames.get(text)
+    if (!name) {
+      name = `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
+      if (statementNames.size < 5000) statementNames.set(text, name)
+    }
+    return query({ name, text, values }, callback)
+  }) as typeof client.query
+}
+
 export async function connectDatabase (config: Config, log: FastifyBaseLogger): Promise<DatabaseHandle> {
   const plugins = [new CamelCasePlugin()]
   if (config.databaseUrl) {
@@ -44,7 +66,10 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
     pool.on('error', err => log.warn({ err }, 'database connection lost'))
     // A connection can also die while checked out; the pool drops it on release, but the
     // client's own 'error' event needs a listener or it would crash the process.
-    pool.on('connect', client => { client.on('error', err => log.warn({ err }, 'database connection lost')) })
+    pool.on('connect', client => {
+      client.on('error', err => log.warn({ err }, 'database connection lost'))
+      preparedStatements(client)
+    })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins })
     const listeners = new Set<pg.Client>()
     let closing = false
