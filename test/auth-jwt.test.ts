@@ -103,3 +103,14 @@ t.test('unknown email, wrong password and suspended account give the identical 4
   t.same(Object.keys(unknown.headers).filter(h => !['x-request-id', 'date'].includes(h)).sort(),
     Object.keys(wrong.headers).filter(h => !['x-request-id', 'date'].includes(h)).sort(), 'the same headers')
 })
+
+t.test('a token accepted (and cached) while valid is refused once it expires', async t => {
+  const app = await build(t, { jwtExpirySec: 1 })
+  const user = await createUser(app)
+  t.equal((await me(app, user.token)).statusCode, 200, 'valid now')
+  t.equal((await me(app, user.token)).statusCode, 200, 'valid again (verification cached)')
+  await new Promise(resolve => setTimeout(resolve, 2100))
+  const res = await me(app, user.token)
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().error.code, 'TOKEN_EXPIRED')
+})

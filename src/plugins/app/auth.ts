@@ -42,7 +42,8 @@ export default fp(async function auth (fastify) {
     secret: config.jwtSecret,
     // fast-jwt reads a numeric expiresIn as seconds here
     sign: { algorithm: 'HS256', iss: config.jwtIssuer, aud: config.jwtAudience, expiresIn: config.jwtExpirySec },
-    verify: { algorithms: ['HS256'], allowedIss: config.jwtIssuer, allowedAud: config.jwtAudience, requiredClaims: ['sub', 'sid', 'exp', 'iat', 'iss', 'aud'] }
+    // cache: a token seen before is not verified again (fast-jwt still honours its exp)
+    verify: { algorithms: ['HS256'], allowedIss: config.jwtIssuer, allowedAud: config.jwtAudience, requiredClaims: ['sub', 'sid', 'exp', 'iat', 'iss', 'aud'], cache: 10_000 }
   })
   fastify.decorateRequest('actor', null)
 
