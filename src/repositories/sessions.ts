@@ -13,26 +13,28 @@ export async function insertRefreshToken (db: Executor, token: { sessionId: stri
 }
 
 /**
- * Marks a refresh token spent if, and only if, it is still usable: unspent, unexpired, its session
- * live and its user active. One conditional UPDATE, so of several concurrent callers exactly one
- * gets the row back (the others wait for its row lock, then see spent_at set).
+ * Rotates a refresh token in one statement: marks it spent if, and only if, it is still usable
+ * (unspent, unexpired, its session live, its user active), touches the session and stores its
+ * successor with the session's expiry. Of several concurrent callers exactly one gets a row back:
+ * the others wait for its row lock, then see spent_at set, and nothing is written for them.
  */
-export function spendRefreshToken (db: Executor, tokenHash: string) {
-  return db.updateTable('refreshTokens as rt')
-    .from(['userSessions as s', 'users as u'])
-    .set({ spentAt: sql`now()` as any })
-    .whereRef('s.id', '=', 'rt.sessionId')
-    .whereRef('u.id', '=', 'rt.userId')
-    .where('rt.tokenHash', '=', tokenHash)
-    .where('rt.spentAt', 'is', null)
-    .where('rt.expiresAt', '>', sql<Date>`now()`)
-    .where('s.revokedAt', 'is', null)
-    .where('s.expiresAt', '>', sql<Date>`now()`)
-    .where('u.deletedAt', 'is', null)
-    .where('u.erasedAt', 'is', null)
-    .where('u.status', '!=', 'suspended')
-    .returning(['rt.sessionId', 'rt.userId', 's.expiresAt'])
-    .executeTakeFirst()
+export async function rotateRefreshToken (db: Executor, tokenHash: string, successorHash: string) {
+  const result = await sql<{ sessionId: string, userId: string, expiresAt: Date }>`
+    with spent as (
+      update refresh_tokens rt set spent_at = now()
+      from user_sessions s, users u
+      where rt.token_hash = ${tokenHash} and rt.spent_at is null and rt.expires_at > now()
+        and s.id = rt.session_id and s.revoked_at is null and s.expires_at > now()
+        and u.id = rt.user_id and u.deleted_at is null and u.erased_at is null and u.status <> 'suspended'
+      returning rt.session_id, rt.user_id, s.expires_at
+    ), touched as (
+      update user_sessions set last_used_at = now() where id = (select session_id from spent)
+    ), successor as (
+      insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
+      select session_id, user_id, ${successorHash}, expires_at from spent
+    )
+    select session_id, user_id, expires_at from spent`.execute(db)
+  return result.rows[0]
 }
 
 /** A refresh token in whatever state, with whether its session still counts; for telling why a refresh failed. */
@@ -45,10 +47,6 @@ export function findRefreshToken (db: Executor, tokenHash: string) {
     ])
     .where('rt.tokenHash', '=', tokenHash)
     .executeTakeFirst()
-}
-
-export async function touchSession (db: Executor, sessionId: string) {
-  await db.updateTable('userSessions').set({ lastUsedAt: sql`now()` as any }).where('id', '=', sessionId).execute()
 }
 
 /** Revokes one session (of that user, when given); true when it was live until now. */

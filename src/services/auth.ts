@@ -65,6 +65,10 @@ export function createAuthService ({
   async function issueForSession (ex: Executor, userId: string, sessionId: string, expiresAt: Date): Promise<TokenPair> {
     const refreshToken = randomToken()
     await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
+    return tokenPair(ex, userId, sessionId, refreshToken)
+  }
+
+  async function tokenPair (ex: Executor, userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
     const row = await users.findUserById(ex, userId)
     if (!row) throw unauthorized('The refresh token is invalid or expired')
     return {
@@ -150,13 +154,10 @@ export function createAuthService ({
      */
     async refresh (ctx: RequestContext, refreshToken: string): Promise<TokenPair> {
       const tokenHash = hashToken(refreshToken)
-      const pair = await db.transaction().execute(async trx => {
-        const spent = await sessions.spendRefreshToken(trx, tokenHash)
-        if (!spent) return undefined
-        await sessions.touchSession(trx, spent.sessionId)
-        return issueForSession(trx, spent.userId, spent.sessionId, spent.expiresAt)
-      })
-      if (!pair) return refusedRefresh(ctx, tokenHash)
+      const successor = randomToken()
+      const rotated = await sessions.rotateRefreshToken(db, tokenHash, hashToken(successor))
+      if (!rotated) return refusedRefresh(ctx, tokenHash)
+      const pair = await tokenPair(db, rotated.userId, rotated.sessionId, successor)
       if (config.refreshReuseGraceSec > 0) {
         // Losing this entry (a shared store being down) only turns a replay into TOKEN_REUSED.
         await refreshGraceCache.set(tokenHash, pair, config.refreshReuseGraceSec).catch(() => {})
