@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
+import { CompiledQueries } from '../db/compiled-queries.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { ProfileInput } from '../../schemas/user.js'
 
@@ -19,10 +20,15 @@ export function selectUsers (db: Executor) {
 }
 export type UserWithRelationsRow = Awaited<ReturnType<ReturnType<typeof selectUsers>['executeTakeFirstOrThrow']>>
 
-export function findUserById (db: Executor, id: string, includeDeleted = false) {
-  let query = selectUsers(db).where('u.id', '=', id).where('u.erasedAt', 'is', null)
-  if (!includeDeleted) query = query.where('u.deletedAt', 'is', null)
-  return query.executeTakeFirst()
+const compiled = new CompiledQueries()
+
+/** The hottest read; compiled once per variant. */
+export async function findUserById (db: Executor, id: string, includeDeleted = false): Promise<UserWithRelationsRow | undefined> {
+  const result = await compiled.run(db, includeDeleted ? 'userById:all' : 'userById:live', [id], () => {
+    const query = selectUsers(db).where('u.id', '=', id).where('u.erasedAt', 'is', null)
+    return includeDeleted ? query : query.where('u.deletedAt', 'is', null)
+  })
+  return result.rows[0]
 }
 
 /** Locks the user's row for the rest of the transaction (read-check-write without lost updates). */

@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely'
 import type { Config } from '../config.js'
 import type { DB } from '../db/connect.js'
+import { CompiledQueries } from '../db/compiled-queries.js'
 import type { Database } from '../db/types.js'
 import {
   conflict, forbidden, notFound, preconditionFailed, validationError, type ErrorDetail
@@ -40,6 +41,8 @@ export function toUser (row: UserWithRelationsRow): User {
     deletedAt: iso(row.deletedAt)
   }
 }
+
+const compiledLists = new CompiledQueries()
 
 const SORT_COLUMNS = { createdAt: 'u.createdAt', email: 'u.email', lastName: 'u.lastName' } as const
 
@@ -181,18 +184,28 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
       const fingerprint = listFingerprint([query.sort, query.q, query.role, query.status, query.emailVerified,
         query.createdAfter, query.createdBefore, query.includeDeleted])
 
+      // Each condition's parameters are listed in order too: the rows query is compiled once per shape.
       const conditions = [sql<boolean>`u.erased_at is null`]
-      if (!query.includeDeleted) conditions.push(sql`u.deleted_at is null`)
-      if (query.status) conditions.push(sql`u.status = ${query.status}`)
-      if (query.emailVerified !== undefined) conditions.push(sql`u.email_verified = ${query.emailVerified}`)
-      if (query.createdAfter) conditions.push(sql`u.created_at > ${new Date(query.createdAfter)}`)
-      if (query.createdBefore) conditions.push(sql`u.created_at < ${new Date(query.createdBefore)}`)
+      const parameters: unknown[] = []
+      const shape: unknown[] = [query.sort, query.includeDeleted]
+      const where = (condition: ReturnType<typeof sql<boolean>>, ...values: unknown[]) => {
+        conditions.push(condition)
+        parameters.push(...values)
+      }
+      if (!query.includeDeleted) where(sql`u.deleted_at is null`)
+      if (query.status) where(sql`u.status = ${query.status}`, query.status)
+      if (query.emailVerified !== undefined) where(sql`u.email_verified = ${query.emailVerified}`, query.emailVerified)
+      if (query.createdAfter) where(sql`u.created_at > ${new Date(query.createdAfter)}`, new Date(query.createdAfter))
+      if (query.createdBefore) where(sql`u.created_at < ${new Date(query.createdBefore)}`, new Date(query.createdBefore))
       if (query.role) {
-        conditions.push(sql`exists (select 1 from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id and r.name = ${query.role})`)
+        where(sql`exists (select 1 from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id and r.name = ${query.role})`, query.role)
       }
       if (query.q) {
-        conditions.push(sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${'%' + users.escapeLike(query.q) + '%'}`)
+        const pattern = '%' + users.escapeLike(query.q) + '%'
+        where(sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${pattern}`, pattern)
       }
+      shape.push(query.status !== undefined, query.emailVerified !== undefined, query.createdAfter !== undefined,
+        query.createdBefore !== undefined, query.role !== undefined, query.q !== undefined, query.cursor !== undefined)
       const filters = sql<boolean>`${sql.join(conditions, sql` and `)}`
 
       let keyset = sql<boolean>`true`
@@ -203,18 +216,22 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
         keyset = descending
           ? sql`(${sql.ref(column)}, u.id) < (${value}, ${position.id})`
           : sql`(${sql.ref(column)}, u.id) > (${value}, ${position.id})`
+        parameters.push(value, position.id)
       }
 
       const direction = descending ? 'desc' : 'asc'
-      const rowsQuery = users.selectUsers(db)
+      const limit = query.limit + 1
+      const offset = query.cursor ? 0 : (query.page - 1) * query.limit
+      parameters.push(limit, offset)
+      const rowsQuery = compiledLists.run(db, JSON.stringify(shape), parameters, () => users.selectUsers(db)
         .where(filters)
         .where(keyset)
         .orderBy(column, direction).orderBy('u.id', direction)
-        .limit(query.limit + 1)
-        .offset(query.cursor ? 0 : (query.page - 1) * query.limit)
+        .limit(limit)
+        .offset(offset))
       const countQuery = db.selectFrom('users as u').where(filters).select(sql<number>`count(*)::int`.as('total'))
       const [rows, total] = await Promise.all([
-        rowsQuery.execute(),
+        rowsQuery.then(result => result.rows),
         query.cursor ? Promise.resolve(null) : countQuery.executeTakeFirstOrThrow().then(r => r.total)
       ])
 
