@@ -76,13 +76,22 @@ const SQL = {
   touchLogin: 'update users set last_login_at = now() where id = $1',
   insertSession: 'insert into user_sessions (user_id, user_agent, ip, expires_at) values ($1, $2, $3, $4) returning id',
   insertRefresh: 'insert into refresh_tokens (session_id, user_id, token_hash, expires_at) values ($1, $2, $3, $4)',
-  spendRefresh: `update refresh_tokens as rt set spent_at = now() from user_sessions as s, users as u
-    where s.id = rt.session_id and u.id = rt.user_id and rt.token_hash = $1 and rt.spent_at is null and rt.expires_at > now()
-    and s.revoked_at is null and s.expires_at > now() and u.deleted_at is null and u.erased_at is null and u.status != 'suspended'
-    returning rt.session_id, rt.user_id, s.expires_at`,
+  // Spend, touch the session and store the successor in one statement, as the service does.
+  rotateRefresh: `with spent as (
+      update refresh_tokens rt set spent_at = now() from user_sessions s, users u
+      where rt.token_hash = $1 and rt.spent_at is null and rt.expires_at > now()
+        and s.id = rt.session_id and s.revoked_at is null and s.expires_at > now()
+        and u.id = rt.user_id and u.deleted_at is null and u.erased_at is null and u.status <> 'suspended'
+      returning rt.session_id, rt.user_id, s.expires_at
+    ), touched as (
+      update user_sessions set last_used_at = now() where id = (select session_id from spent)
+    ), successor as (
+      insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
+      select session_id, user_id, $2, expires_at from spent
+    )
+    select session_id, user_id, expires_at from spent`,
   findRefresh: `select rt.session_id, rt.user_id, rt.spent_at, s.revoked_at is null and s.expires_at > now() as session_active
     from refresh_tokens as rt join user_sessions as s on s.id = rt.session_id where rt.token_hash = $1`,
-  touchSession: 'update user_sessions set last_used_at = now() where id = $1',
   revokeSession: 'update user_sessions set revoked_at = now() where id = $1 and revoked_at is null'
 }
 // FLOOR_PREPARED=0 sends every statement unnamed, as Kysely does (for measuring what naming them saves).
@@ -535,13 +544,9 @@ async function login (req, res, ctx, body) {
 async function refresh (req, res, ctx, body) {
   checkBody(body, REFRESH)
   const tokenHash = hashToken(body.refreshToken)
-  const pair = await transaction(async client => {
-    const { rows: [spent] } = await query(client, 'spendRefresh', [tokenHash])
-    if (!spent) return undefined
-    await query(client, 'touchSession', [spent.session_id])
-    return issueForSession(client, spent.user_id, spent.session_id, spent.expires_at)
-  })
-  if (!pair) {
+  const successor = randomToken()
+  const { rows: [rotated] } = await query(pool, 'rotateRefresh', [tokenHash, hashToken(successor)])
+  if (!rotated) {
     // Not rotated: unknown or expired (401), or a spent token come back (revoke its login, TOKEN_REUSED).
     const { rows: [token] } = await query(pool, 'findRefresh', [tokenHash])
     if (!token || token.spent_at === null) throw unauthorized('The refresh token is invalid or expired')
@@ -551,6 +556,9 @@ async function refresh (req, res, ctx, body) {
     })
     throw new HttpError(401, 'TOKEN_REUSED', 'The refresh token was already used; every token of this login is revoked')
   }
+  const { rows: [row] } = await query(pool, 'userById', [rotated.user_id])
+  if (!row) throw unauthorized('The refresh token is invalid or expired')
+  const pair = { accessToken: signAccessToken({ sub: rotated.user_id, sid: rotated.session_id, typ: 'access' }), refreshToken: successor, tokenType: 'Bearer', expiresIn: Math.round(config.jwtExpirySec), user: toUser(row) }
   send(res, 200, { success: true, data: pair }, ctx.headers)
 }
 
