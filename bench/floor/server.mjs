@@ -71,7 +71,7 @@ const SQL = {
   insertVerification: 'insert into email_verification_tokens (user_id, email, token_hash, expires_at) values ($1, $2, $3, $4)',
   insertOutbox: 'insert into email_outbox (to_address, template, payload) values ($1, $2, $3)',
   insertAudit: 'insert into user_audit_log (action, user_id, actor_id, changes, ip, user_agent, request_id) values ($1, $2, $3, $4, $5, $6, $7)',
-  credentials: `select id, email, password_hash, status, email_verified, tokens_valid_after from users
+  credentials: `select id, email, password_hash, status, email_verified from users
     where lower(email) = $1 and deleted_at is null`,
   touchLogin: 'update users set last_login_at = now() where id = $1',
   insertSession: 'insert into user_sessions (user_id, user_agent, ip, expires_at) values ($1, $2, $3, $4) returning id',

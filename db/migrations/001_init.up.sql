@@ -10,8 +10,6 @@ CREATE TABLE users (
   status             text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended', 'pending')),
   email_verified     boolean NOT NULL DEFAULT false,
   last_login_at      timestamptz(3),
-  -- access tokens issued before this instant are refused (logout-all, password change)
-  tokens_valid_after timestamptz(3) NOT NULL DEFAULT now(),
   created_at         timestamptz(3) NOT NULL DEFAULT now(),
   updated_at         timestamptz(3) NOT NULL DEFAULT now(),
   deleted_at         timestamptz(3),

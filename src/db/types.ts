@@ -12,7 +12,6 @@ export interface UsersTable {
   status: Generated<'active' | 'suspended' | 'pending'>
   emailVerified: Generated<boolean>
   lastLoginAt: NullableTimestamp
-  tokensValidAfter: Timestamp
   createdAt: Timestamp
   updatedAt: Timestamp
   deletedAt: NullableTimestamp

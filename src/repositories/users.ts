@@ -40,7 +40,7 @@ export function lockUser (trx: Transaction<Database>, id: string, includeDeleted
 
 export function findCredentialsByEmail (db: Executor, email: string) {
   return db.selectFrom('users')
-    .select(['id', 'email', 'passwordHash', 'status', 'emailVerified', 'tokensValidAfter'])
+    .select(['id', 'email', 'passwordHash', 'status', 'emailVerified'])
     .where(sql`lower(email)`, '=', email.toLowerCase())
     .where('deletedAt', 'is', null)
     .executeTakeFirst()

@@ -133,8 +133,6 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
     if (body.status !== undefined && body.status !== before.status) {
       await lockAdministrators(trx)
       update.status = body.status
-      // A suspended user's access tokens stop working at once.
-      if (body.status === 'suspended') update.tokensValidAfter = new Date()
     }
     if (Object.keys(update).length > 0) await users.updateUser(trx, before.id, update)
     if (body.profile === null) await users.deleteProfile(trx, before.id)
@@ -297,7 +295,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
         if (ifMatch !== undefined && !etagMatches(ifMatch, etagOf(before))) throw preconditionFailed()
         await lockAdministrators(trx)
         const now = new Date()
-        await users.updateUser(trx, id, { deletedAt: now, tokensValidAfter: now })
+        await users.updateUser(trx, id, { deletedAt: now })
         await trx.updateTable('userSessions').set({ revokedAt: now }).where('userId', '=', id).where('revokedAt', 'is', null).execute()
         await assertAdministratorRemains(trx)
         await insertAudit(trx, ctx, { action: 'user.deleted', userId: id, changes: { deletedAt: { from: null, to: now.toISOString() } } })
@@ -341,8 +339,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
           emailVerified: false,
           lastLoginAt: null,
           deletedAt: locked.deletedAt ?? now,
-          erasedAt: now,
-          tokensValidAfter: now
+          erasedAt: now
         })
         await users.deleteProfile(trx, id)
         await trx.deleteFrom('userSessions').where('userId', '=', id).execute()
