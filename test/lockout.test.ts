@@ -71,3 +71,12 @@ t.test('failed logins are also counted per client IP, across accounts', async t 
     t.equal((await app.inject(login(user.email, PASSWORD, office))).statusCode, 200, `successful login ${i + 1} does not count`)
   }
 })
+
+t.test('a pending user with the right password gets 403 each time, never a lockout', async t => {
+  const app = await build(t, {}, { LOGIN_MAX_FAILURES: '2', LOGIN_LOCK_WINDOW: '10m', REQUIRE_EMAIL_VERIFICATION: 'true' })
+  const email = uniqueEmail('pending')
+  const registered = await app.inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, password: PASSWORD, firstName: 'P', lastName: 'U' } })
+  t.equal(registered.json().data.status, 'pending')
+  for (let i = 0; i < 4; i++) assertError(t, await app.inject(login(email, PASSWORD)), 403, 'FORBIDDEN', `attempt ${i + 1}`)
+  t.equal((await app.inject(login(email, WRONG))).statusCode, 401, 'a wrong password is still a plain failure')
+})

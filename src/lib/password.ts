@@ -1,5 +1,5 @@
 import argon2 from 'argon2'
-import type { ErrorDetail } from '../errors.js'
+import { validationError, type ErrorDetail } from '../errors.js'
 import { isCommonPassword } from './common-passwords.js'
 
 export interface PasswordHasher {
@@ -35,4 +35,10 @@ export function passwordProblems (password: string, email?: string): ErrorDetail
   if (email && password.toLowerCase() === email.toLowerCase()) problems.push('must not be the email address')
   if (isCommonPassword(password)) problems.push('is too common')
   return problems.map(message => ({ field: 'password', message }))
+}
+
+/** Throws 400 VALIDATION_ERROR with a detail per broken rule. */
+export function assertPasswordPolicy (password: string, email?: string) {
+  const problems = passwordProblems(password, email)
+  if (problems.length > 0) throw validationError('The password does not meet the policy', problems)
 }

@@ -50,6 +50,10 @@ export function findPasswordHash (db: Executor, id: string) {
   return db.selectFrom('users').select(['passwordHash', 'email']).where('id', '=', id).where('deletedAt', 'is', null).executeTakeFirst()
 }
 
+export async function recordLogin (db: Executor, id: string) {
+  await db.updateTable('users').set({ lastLoginAt: sql`now()` as any }).where('id', '=', id).execute()
+}
+
 export async function insertUser (db: Executor, user: NewUser) {
   const row = await db.insertInto('users').values(user).returning('id').executeTakeFirstOrThrow()
   return row.id

@@ -1,10 +1,9 @@
-import { sql } from 'kysely'
 import type { Config } from '../config.js'
 import type { DB } from '../db/connect.js'
 import {
-  forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized, validationError
+  forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized
 } from '../errors.js'
-import { passwordProblems, type PasswordHasher } from '../lib/password.js'
+import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { insertAudit } from '../repositories/audit.js'
@@ -53,21 +52,10 @@ export interface AuthServiceDeps {
   refreshGraceCache?: TtlCache<TokenPair>
 }
 
-function assertPasswordPolicy (password: string, email: string) {
-  const problems = passwordProblems(password, email)
-  if (problems.length > 0) throw validationError('The password does not meet the policy', problems)
-}
-
 export function createAuthService ({
   db, config, hasher, usersService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
 }: AuthServiceDeps) {
-  /** A new refresh token for the session (the family) and an access token bound to it. */
-  async function issueForSession (ex: Executor, userId: string, sessionId: string, expiresAt: Date): Promise<TokenPair> {
-    const refreshToken = randomToken()
-    await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
-    return tokenPair(ex, userId, sessionId, refreshToken)
-  }
-
+  /** The answer of a login or a refresh: an access token bound to the session, and its refresh token. */
   async function tokenPair (ex: Executor, userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
     const row = await users.findUserById(ex, userId)
     if (!row) throw unauthorized('The refresh token is invalid or expired')
@@ -84,7 +72,9 @@ export function createAuthService ({
   async function issueTokens (ex: Executor, ctx: RequestContext, userId: string): Promise<TokenPair> {
     const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
     const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
-    return issueForSession(ex, userId, sessionId, expiresAt)
+    const refreshToken = randomToken()
+    await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
+    return tokenPair(ex, userId, sessionId, refreshToken)
   }
 
   function actorOf (ctx: RequestContext) {
@@ -111,8 +101,6 @@ export function createAuthService ({
   }
 
   return {
-    issueTokens,
-
     register (ctx: RequestContext, body: Register): Promise<User> {
       const status = config.requireEmailVerification ? 'pending' : 'active'
       return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
@@ -135,10 +123,12 @@ export function createAuthService ({
         throw invalidCredentials()
       }
       if (account.status === 'pending' && config.requireEmailVerification) {
+        // The password was right: this is not a guess, so it must not count toward a lockout.
+        await loginGuard.recordSuccess(normalized, ctx)
         throw forbidden('Verify your email address before logging in')
       }
       const pair = await db.transaction().execute(async trx => {
-        await trx.updateTable('users').set({ lastLoginAt: sql`now()` as any }).where('id', '=', account.id).execute()
+        await users.recordLogin(trx, account.id)
         const pair = await issueTokens(trx, ctx, account.id)
         await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
         return pair

@@ -4,12 +4,13 @@ import type { DB } from '../db/connect.js'
 import { CompiledQueries } from '../db/compiled-queries.js'
 import type { Database } from '../db/types.js'
 import {
-  conflict, forbidden, notFound, preconditionFailed, validationError, type ErrorDetail
+  conflict, forbidden, notFound, preconditionFailed, validationError
 } from '../errors.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
-import { passwordProblems, type PasswordHasher } from '../lib/password.js'
+import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
 import { insertAudit } from '../repositories/audit.js'
+import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserWithRelationsRow } from '../repositories/users.js'
 import {
@@ -151,8 +152,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
    */
   async function createAccount (ctx: RequestContext, body: UserCreate, options: { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> } = {}): Promise<User> {
     const email = body.email.toLowerCase()
-    const problems: ErrorDetail[] = passwordProblems(body.password, email)
-    if (problems.length > 0) throw validationError('The password does not meet the policy', problems)
+    assertPasswordPolicy(body.password, email)
     const passwordHash = await hasher.hash(body.password)
     // A taken email fails on the unique index (EMAIL_TAKEN), also when two requests race.
     return db.transaction().execute(async trx => {
@@ -296,7 +296,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
         await lockAdministrators(trx)
         const now = new Date()
         await users.updateUser(trx, id, { deletedAt: now })
-        await trx.updateTable('userSessions').set({ revokedAt: now }).where('userId', '=', id).where('revokedAt', 'is', null).execute()
+        await revokeSessions(trx, id)
         await assertAdministratorRemains(trx)
         await insertAudit(trx, ctx, { action: 'user.deleted', userId: id, changes: { deletedAt: { from: null, to: now.toISOString() } } })
       })
