@@ -41,3 +41,24 @@ export function listAudit (db: Executor, filter: AuditFilter, afterSeq: string |
   if (afterSeq !== undefined) query = query.where(sql<boolean>`seq < ${afterSeq}::bigint`)
   return query.orderBy('seq', 'desc').limit(limit).execute()
 }
+
+/** Everything the trail holds about or by a user, newest first (for a GDPR export). */
+export function auditTrailOf (db: Executor, userId: string, limit: number) {
+  return db.selectFrom('userAuditLog')
+    .select(['id', 'action', 'actorId', 'userId', 'changes', 'ip', 'userAgent', 'requestId', 'createdAt'])
+    .where(eb => eb.or([eb('userId', '=', userId), eb('actorId', '=', userId)]))
+    .orderBy('seq', 'desc').limit(limit).execute()
+}
+
+/**
+ * Erasure keeps the trail's shape without the user's PII: the changes about it, and the ip and
+ * user agent of rows about or by it. The table refuses updates except in a transaction that
+ * declares an erasure (its trigger reads app.audit_erase), so call this inside one.
+ */
+export async function scrubAuditTrail (trx: Executor, userId: string) {
+  await sql`select set_config('app.audit_erase', 'on', true)`.execute(trx)
+  await sql`update user_audit_log
+    set changes = case when user_id = ${userId} then null else changes end, ip = null, user_agent = null
+    where user_id = ${userId} or actor_id = ${userId}`.execute(trx)
+  await sql`select set_config('app.audit_erase', 'off', true)`.execute(trx)
+}

@@ -90,3 +90,10 @@ export function findAuthState (db: Executor, userId: string, sessionId: string) 
     .where('u.erasedAt', 'is', null)
     .executeTakeFirst()
 }
+
+/** Every login of the user, live or not, newest first (for a GDPR export). */
+export function listSessionsOfUser (db: Executor, userId: string) {
+  return db.selectFrom('userSessions')
+    .select(['id', 'createdAt', 'lastUsedAt', 'expiresAt', 'revokedAt', 'userAgent', 'ip'])
+    .where('userId', '=', userId).orderBy('createdAt', 'desc').execute()
+}

@@ -33,7 +33,7 @@ export async function findUserById (db: Executor, id: string, includeDeleted = f
 
 /** Locks the user's row for the rest of the transaction (read-check-write without lost updates). */
 export function lockUser (trx: Transaction<Database>, id: string, includeDeleted = false) {
-  let query = trx.selectFrom('users').select(['id', 'deletedAt']).where('id', '=', id).where('erasedAt', 'is', null)
+  let query = trx.selectFrom('users').select(['id', 'email', 'deletedAt']).where('id', '=', id).where('erasedAt', 'is', null)
   if (!includeDeleted) query = query.where('deletedAt', 'is', null)
   return query.forUpdate().executeTakeFirst()
 }
@@ -76,6 +76,17 @@ export async function saveProfile (db: Executor, userId: string, profile: Profil
     .onConflict(oc => Object.keys(values).length > 0
       ? oc.column('userId').doUpdateSet({ ...values, updatedAt: sql`now()` as any })
       : oc.column('userId').doNothing())
+    .execute()
+}
+
+/** Erasure: the profile, logins, tokens and every email queued to the user (at this address or one it held before). */
+export async function deletePersonalRecords (db: Executor, userId: string, email: string) {
+  await db.deleteFrom('userProfiles').where('userId', '=', userId).execute()
+  await db.deleteFrom('userSessions').where('userId', '=', userId).execute()
+  await db.deleteFrom('passwordResetTokens').where('userId', '=', userId).execute()
+  await db.deleteFrom('emailVerificationTokens').where('userId', '=', userId).execute()
+  await db.deleteFrom('emailOutbox')
+    .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', userId)]))
     .execute()
 }
 

@@ -9,8 +9,8 @@ import {
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
 import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
-import { insertAudit } from '../repositories/audit.js'
-import { revokeSessions } from '../repositories/sessions.js'
+import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
+import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserWithRelationsRow } from '../repositories/users.js'
 import {
@@ -304,13 +304,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
 
     async exportData (id: string) {
       const user = await load(db, id)
-      const [sessionRows, auditRows] = await Promise.all([
-        db.selectFrom('userSessions').select(['id', 'createdAt', 'lastUsedAt', 'expiresAt', 'revokedAt', 'userAgent', 'ip'])
-          .where('userId', '=', id).orderBy('createdAt', 'desc').execute(),
-        db.selectFrom('userAuditLog').selectAll()
-          .where(eb => eb.or([eb('userId', '=', id), eb('actorId', '=', id)]))
-          .orderBy('seq', 'desc').limit(10_000).execute()
-      ])
+      const [sessionRows, auditRows] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000)])
       return {
         user,
         profile: user.profile,
@@ -318,7 +312,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
         sessions: sessionRows.map(s => ({
           ...s, createdAt: s.createdAt.toISOString(), lastUsedAt: s.lastUsedAt.toISOString(), expiresAt: s.expiresAt.toISOString(), revokedAt: iso(s.revokedAt)
         })),
-        auditTrail: auditRows.map(({ seq, ...a }) => ({ ...a, createdAt: a.createdAt.toISOString() }))
+        auditTrail: auditRows.map(a => ({ ...a, createdAt: a.createdAt.toISOString() }))
       }
     },
 
@@ -327,7 +321,6 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
       await db.transaction().execute(async trx => {
         const locked = await users.lockUser(trx, id, true)
         if (!locked) throw notFound('User')
-        const { email } = await trx.selectFrom('users').select('email').where('id', '=', id).executeTakeFirstOrThrow()
         await lockAdministrators(trx)
         const now = new Date()
         await users.updateUser(trx, id, {
@@ -341,20 +334,8 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
           deletedAt: locked.deletedAt ?? now,
           erasedAt: now
         })
-        await users.deleteProfile(trx, id)
-        await trx.deleteFrom('userSessions').where('userId', '=', id).execute()
-        await trx.deleteFrom('passwordResetTokens').where('userId', '=', id).execute()
-        await trx.deleteFrom('emailVerificationTokens').where('userId', '=', id).execute()
-        // Every email queued for the user, to its current address or to one it held before.
-        await trx.deleteFrom('emailOutbox')
-          .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', id)]))
-          .execute()
-        // The audit table refuses updates except inside a transaction that declares an erasure.
-        await sql`select set_config('app.audit_erase', 'on', true)`.execute(trx)
-        await sql`update user_audit_log
-          set changes = case when user_id = ${id} then null else changes end, ip = null, user_agent = null
-          where user_id = ${id} or actor_id = ${id}`.execute(trx)
-        await sql`select set_config('app.audit_erase', 'off', true)`.execute(trx)
+        await users.deletePersonalRecords(trx, id, locked.email)
+        await scrubAuditTrail(trx, id)
         await assertAdministratorRemains(trx)
         await insertAudit(trx, { ...ctx, ...(ctx.actorId === id ? { ip: null, userAgent: null } : {}) }, { action: 'user.erased', userId: id })
       })
