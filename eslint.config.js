@@ -2,5 +2,6 @@ import neostandard from 'neostandard'
 
 export default neostandard({
   ts: true,
+  filesTs: ['**/*.cts'],
   ignores: ['dist/**', 'node_modules/**', 'openapi/**', 'data/**', 'bench/results/**', '.tap/**']
 })

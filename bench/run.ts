@@ -278,12 +278,17 @@ async function main () {
     const profileDir = path.join(resultsDir, `prof-${stamp}`)
     const service = await startServer('service', [
       ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/service`] : []),
-      ...settings.serviceNodeFlags, path.join(ROOT, 'dist/src/server.js')
+      ...settings.serviceNodeFlags, path.join(ROOT, 'dist/src/start.cjs')
     ], { ...common, PORT: String(servicePort) }, servicePort, path.join(resultsDir, `${stamp}-service.log`))
     servers.push(service)
     const floor = await startServer('floor', [
       ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/floor`] : []), path.join(ROOT, 'bench/floor/server.mjs')
-    ], { ...common, PORT: String(floorPort) }, floorPort, path.join(resultsDir, `${stamp}-floor.log`))
+    ], {
+      ...common,
+      PORT: String(floorPort),
+      // The service's entry (src/start.cts) sizes libuv's pool for argon2 this way itself.
+      UV_THREADPOOL_SIZE: common.UV_THREADPOOL_SIZE ?? String(Math.max(2, os.availableParallelism()))
+    }, floorPort, path.join(resultsDir, `${stamp}-floor.log`))
     servers.push(floor)
     const idle = { service: service.memory().rssMiB, floor: floor.memory().rssMiB }
     console.log(`service pid ${service.pid} on ${service.url} (RSS ${idle.service.toFixed(1)} MiB at start); floor pid ${floor.pid} on ${floor.url} (RSS ${idle.floor.toFixed(1)} MiB)`)

@@ -230,7 +230,7 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   // The search must cover something: without these, an empty log would pass.
   t.ok(lines.length > responses.length, 'the log has lines')
   const logged = (pattern: string) => lines.some(line => line.includes(pattern))
-  t.ok(lines.some(line => line.includes('"incoming request"') && line.includes('/api/v1/auth/login')), 'request lines are logged')
+  t.ok(lines.some(line => line.includes('"request completed"') && line.includes('/api/v1/auth/login')), 'request lines are logged')
   t.ok(logged('"authorization":"[redacted]"'), 'request lines carry the authorization header, redacted')
   t.ok(logged('"cookie":"[redacted]"'), 'and the cookie header, redacted')
   t.ok(logged('"msg":"database rejected the request"'), 'a database error is logged (the duplicate email)')
