@@ -30,6 +30,17 @@ const settings = {
   serviceNodeFlags: env.BENCH_SERVICE_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
 }
 
+/**
+ * The service runs as `npm start` runs it: the node flags and entry of package.json's start
+ * script (heap limits included), so the bench measures what production starts.
+ */
+function startCommand (): { flags: string[], entry: string } {
+  const script = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start as string
+  const [node, ...args] = script.split(/\s+/)
+  if (node !== 'node' || !args.at(-1)?.endsWith('.cjs')) throw new Error(`unexpected start script: ${script}`)
+  return { flags: args.slice(0, -1), entry: path.join(ROOT, args.at(-1)!) }
+}
+
 /** Connections for the paced get_user runs (half rate, login storm). */
 const PACED_CONNECTIONS = 8
 
@@ -276,9 +287,12 @@ async function main () {
     if (settings.redisUrl) common.REDIS_KEY_PREFIX = `bench:${stamp}:`
     else delete common.REDIS_URL
     const profileDir = path.join(resultsDir, `prof-${stamp}`)
+    const start = startCommand()
+    console.log(`service: node ${[...start.flags, ...settings.serviceNodeFlags].join(' ')} ${path.relative(ROOT, start.entry)} (as npm start)`)
     const service = await startServer('service', [
       ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/service`] : []),
-      ...settings.serviceNodeFlags, path.join(ROOT, 'dist/src/start.cjs')
+      // BENCH_SERVICE_NODE_FLAGS come after the start script's, so they override them.
+      ...start.flags, ...settings.serviceNodeFlags, start.entry
     ], { ...common, PORT: String(servicePort) }, servicePort, path.join(resultsDir, `${stamp}-service.log`))
     servers.push(service)
     const floor = await startServer('floor', [

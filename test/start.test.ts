@@ -51,3 +51,12 @@ t.test('the process entry sizes the thread pool to the cores before anything loa
   // An operator's own setting wins.
   t.equal(await threadsOf(dir, 'start.cjs', { ...env, UV_THREADPOOL_SIZE: '6' }), direct + 2)
 })
+
+t.test('the Docker image starts the process as npm start does (entry and heap limits)', async t => {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const start = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')).scripts.start as string
+  const cmd = (await readFile(path.join(root, 'Dockerfile'), 'utf8')).match(/^CMD (\[.*\])$/m)?.[1]
+  t.ok(cmd, 'the Dockerfile has an exec-form CMD')
+  t.same(JSON.parse(cmd ?? '[]'), start.split(/\s+/))
+  t.match(start, /--max-old-space-size=\d+/, 'the heap is bounded')
+})

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { CamelCasePlugin, Kysely, PostgresDialect, sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { Database } from './types.js'
 import { PGliteDialect } from './pglite-dialect.js'
+import { RowsCamelCasePlugin } from './camel-case.js'
 
 export type DB = Kysely<Database>
 
@@ -50,7 +51,7 @@ function preparedStatements (client: pg.PoolClient) {
 }
 
 export async function connectDatabase (config: Config, log: FastifyBaseLogger): Promise<DatabaseHandle> {
-  const plugins = [new CamelCasePlugin()]
+  const plugins = [new RowsCamelCasePlugin()]
   if (config.databaseUrl) {
     const pool = new pg.Pool({
       connectionString: config.databaseUrl,
