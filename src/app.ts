@@ -50,6 +50,8 @@ const REDACT = [
   'err.params', 'err.detail'
 ]
 
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
+
 export function loggerOptions (config: Config): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
@@ -86,10 +88,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   app.setValidatorCompiler(createValidatorCompiler(SHARED_SCHEMAS))
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
 
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
-  })
-  if (app.log.level === 'debug' || app.log.level === 'trace') {
+  // The request log hooks exist only at levels that print them: none on the hot path at warn.
+  const logs = (level: string) => LOG_LEVELS.indexOf(app.log.level) <= LOG_LEVELS.indexOf(level) && app.log.level !== 'silent'
+  if (logs('info')) {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    })
+  }
+  if (logs('debug')) {
     app.addHook('onRequest', async request => { request.log.debug({ req: request }, 'incoming request') })
   }
   app.addHook('onRequest', async (request, reply) => {
