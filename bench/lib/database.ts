@@ -13,6 +13,11 @@ export interface BenchDatabase {
   /** Adds seeded users until there are `target` of them (ids 1..target); returns how long it took. */
   growTo (target: number): Promise<number>
   seeded: number
+  /**
+   * One ended login (a revoked session and its spent refresh token) for each seeded user, so the
+   * login tables have the size and statistics of a system with that many users; returns ms.
+   */
+  seedEndedLogins (): Promise<number>
   /** Random ids among the seeded users, for get_user. */
   sampleIds (count: number): Promise<string[]>
   /** Random seeded emails, for login. */
@@ -68,6 +73,21 @@ export async function createBenchDatabase (serverUrl: string): Promise<BenchData
         bench.seeded = to
       }
       await sql`analyze`.execute(db)
+      return performance.now() - started
+    },
+    async seedEndedLogins () {
+      const started = performance.now()
+      await sql`
+        with sessions as (
+          insert into user_sessions (user_id, user_agent, ip, created_at, last_used_at, expires_at, revoked_at)
+          select id, 'bench-seed', '127.0.0.1', created_at, created_at, created_at + interval '7 days', created_at + interval '1 hour'
+          from users where email like 'bench-%'
+          returning id, user_id, created_at
+        )
+        insert into refresh_tokens (session_id, user_id, token_hash, created_at, expires_at, spent_at)
+        select id, user_id, md5(id::text) || md5(user_id::text), created_at, created_at + interval '7 days', created_at + interval '1 hour'
+        from sessions`.execute(db)
+      await sql`analyze user_sessions, refresh_tokens`.execute(db)
       return performance.now() - started
     },
     async sampleIds (count) {
