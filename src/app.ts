@@ -6,6 +6,7 @@ import type { TSchema } from '@sinclair/typebox'
 import type { Config } from './config.js'
 import { createValidatorCompiler } from './lib/validation.js'
 import { requestIdOf } from './lib/request-id.js'
+import { lazyChildLoggerFactory } from './lib/request-logger.js'
 import errorHandler from './plugins/app/error-handler.js'
 import swagger from './plugins/external/swagger.js'
 import database from './plugins/app/db.js'
@@ -79,6 +80,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     return503OnClosing: true,
     // One line per request (the onResponse hook below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLoggerFactory,
     // Starting the embedded database and migrating can take well over Fastify's default 10 s on a busy machine.
     pluginTimeout: 120_000,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
