@@ -21,4 +21,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # node itself (not npm) is PID 1's child of choice: it receives SIGTERM and closes gracefully.
-CMD ["node", "--max-old-space-size=160", "--max-semi-space-size=8", "dist/src/start.cjs"]
+CMD ["node", "--max-old-space-size=160", "--max-semi-space-size=8", "--no-allocation-site-pretenuring", "dist/src/start.cjs"]

@@ -6,6 +6,7 @@ import type { TSchema } from '@sinclair/typebox'
 import type { Config } from './config.js'
 import { createValidatorCompiler } from './lib/validation.js'
 import { requestIdOf } from './lib/request-id.js'
+import { buildSerializer } from './lib/serializer.js'
 import { lazyChildLoggerFactory } from './lib/request-logger.js'
 import errorHandler from './plugins/app/error-handler.js'
 import swagger from './plugins/external/swagger.js'
@@ -84,7 +85,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     // Starting the embedded database and migrating can take well over Fastify's default 10 s on a busy machine.
     pluginTimeout: 120_000,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
-    ajv: { customOptions: { removeAdditional: false } }
+    ajv: { customOptions: { removeAdditional: false } },
+    schemaController: { compilersFactory: { buildSerializer } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(createValidatorCompiler(SHARED_SCHEMAS))
