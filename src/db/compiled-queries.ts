@@ -1,6 +1,21 @@
 import type { Compilable, CompiledQuery, QueryResult } from 'kysely'
 import type { Executor } from '../repositories/users.js'
 
+/** Runs a compiled statement on the database driver itself. */
+export type DirectRunner = (sql: string, parameters: readonly unknown[]) => Promise<QueryResult<unknown>>
+
+const directRunners = new WeakMap<object, DirectRunner>()
+
+/**
+ * Lets statements compiled by CompiledQueries go straight to the driver when run on this
+ * database outside a transaction. Kysely's executor (connection provider, driver and plugin
+ * layers, each an await) cost the refresh path about a fifth of its CPU on top of what
+ * PostgreSQL does: bench refresh-only, service/floor CPU 1.41 -> 1.17.
+ */
+export function runDirectly (db: object, runner: DirectRunner) {
+  directRunners.set(db, runner)
+}
+
 /**
  * Kysely builds and compiles a query on every call (tens of µs for the wide user queries). On hot
  * paths a query is compiled once per shape (the SQL text depends only on it) and later calls only
@@ -21,6 +36,8 @@ export class CompiledQueries {
       }
       if (this.byShape.size < this.maxShapes) this.byShape.set(shape, compiled)
     }
+    const direct = db.isTransaction ? undefined : directRunners.get(db)
+    if (direct) return direct(compiled.sql, parameters) as Promise<QueryResult<R>>
     return db.executeQuery<R>({ ...compiled, parameters })
   }
 }

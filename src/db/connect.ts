@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import { Kysely, PostgresDialect, sql, type QueryId } from 'kysely'
 import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { Database } from './types.js'
 import { PGliteDialect } from './pglite-dialect.js'
 import { RowsCamelCasePlugin } from './camel-case.js'
+import { runDirectly } from './compiled-queries.js'
 
 export type DB = Kysely<Database>
 
@@ -30,6 +31,7 @@ export interface DatabaseHandle {
 pg.types.setTypeParser(pg.types.builtins.INT8, value => Number(value))
 
 const statementNames = new Map<string, string>()
+const DIRECT_QUERY: QueryId = { queryId: 'direct' }
 
 /**
  * Kysely sends every query unnamed, so PostgreSQL parses and plans it anew each time. Naming
@@ -51,7 +53,8 @@ function preparedStatements (client: pg.PoolClient) {
 }
 
 export async function connectDatabase (config: Config, log: FastifyBaseLogger): Promise<DatabaseHandle> {
-  const plugins = [new RowsCamelCasePlugin()]
+  const camelCase = new RowsCamelCasePlugin()
+  const plugins = [camelCase]
   if (config.databaseUrl) {
     const pool = new pg.Pool({
       connectionString: config.databaseUrl,
@@ -72,6 +75,15 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
       preparedStatements(client)
     })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins })
+    runDirectly(db, async (text, parameters) => {
+      const client = await pool.connect()
+      try {
+        const { rows } = await client.query(text, parameters as unknown[])
+        return await camelCase.transformResult({ queryId: DIRECT_QUERY, result: { rows } })
+      } finally {
+        client.release()
+      }
+    })
     const listeners = new Set<pg.Client>()
     let closing = false
 

@@ -1,5 +1,8 @@
 import { sql } from 'kysely'
+import { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from './users.js'
+
+const compiled = new CompiledQueries()
 
 export async function createSession (db: Executor, session: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date }) {
   const row = await db.insertInto('userSessions')
@@ -19,21 +22,24 @@ export async function insertRefreshToken (db: Executor, token: { sessionId: stri
  * the others wait for its row lock, then see spent_at set, and nothing is written for them.
  */
 export async function rotateRefreshToken (db: Executor, tokenHash: string, successorHash: string) {
-  const result = await sql<{ sessionId: string, userId: string, expiresAt: Date }>`
-    with spent as (
-      update refresh_tokens rt set spent_at = now()
-      from user_sessions s, users u
-      where rt.token_hash = ${tokenHash} and rt.spent_at is null and rt.expires_at > now()
-        and s.id = rt.session_id and s.revoked_at is null and s.expires_at > now()
-        and u.id = rt.user_id and u.deleted_at is null and u.erased_at is null and u.status <> 'suspended'
-      returning rt.session_id, rt.user_id, s.expires_at
-    ), touched as (
-      update user_sessions set last_used_at = now() where id = (select session_id from spent)
-    ), successor as (
-      insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
-      select session_id, user_id, ${successorHash}, expires_at from spent
-    )
-    select session_id, user_id, expires_at from spent`.execute(db)
+  const result = await compiled.run(db, 'rotateRefreshToken', [tokenHash, successorHash], () => {
+    const query = sql<{ sessionId: string, userId: string, expiresAt: Date }>`
+      with spent as (
+        update refresh_tokens rt set spent_at = now()
+        from user_sessions s, users u
+        where rt.token_hash = ${tokenHash} and rt.spent_at is null and rt.expires_at > now()
+          and s.id = rt.session_id and s.revoked_at is null and s.expires_at > now()
+          and u.id = rt.user_id and u.deleted_at is null and u.erased_at is null and u.status <> 'suspended'
+        returning rt.session_id, rt.user_id, s.expires_at
+      ), touched as (
+        update user_sessions set last_used_at = now() where id = (select session_id from spent)
+      ), successor as (
+        insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
+        select session_id, user_id, ${successorHash}, expires_at from spent
+      )
+      select session_id, user_id, expires_at from spent`
+    return { compile: () => query.compile(db) }
+  })
   return result.rows[0]
 }
 
