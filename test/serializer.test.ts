@@ -1,4 +1,4 @@
-import fastJsonStringify from 'fast-json-stringify'
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import t from 'tap'
 import { SHARED_SCHEMAS } from '../src/app.js'
 import { buildSerializer, serializationSchema } from '../src/lib/serializer.js'
@@ -7,7 +7,7 @@ import { TokenPairResponseSchema } from '../schemas/auth.js'
 
 const external = Object.fromEntries(SHARED_SCHEMAS.map(schema => [schema.$id as string, schema]))
 const serializers = (schema: unknown) => ({
-  plain: fastJsonStringify(schema as object, { schema: external as never }),
+  plain: SerializerSelector()(external, {})({ schema, method: 'GET', url: '/', httpStatus: '200' }),
   rewritten: buildSerializer(external, {})({ schema, method: 'GET', url: '/', httpStatus: '200' })
 })
 
