@@ -7,12 +7,13 @@ const isNull = (schema: unknown) => isObject(schema) && schema.type === 'null' &
 const isStringLiteral = (schema: unknown) => isObject(schema) && typeof schema.const === 'string'
 
 /**
- * fast-json-stringify writes a union (anyOf) by running an ajv validator against each branch
- * for every value: on a 20-user page, some 200 validator calls (a date-time regex among them),
- * half of the page's serialization time (31-39 µs against 16 in a microbenchmark). Our unions have two shapes it can write without
- * checks: "X or null" is X with `nullable: true`, and a union of string literals (an enum) is a
- * string. This rewrites those, for the serializer only: ajv and the OpenAPI document keep the
- * schemas as written. (The checks it drops only ever caught our own bugs, as a 500.)
+ * fast-json-stringify writes a union (anyOf) by running an ajv validator against each branch for
+ * every value: on a 20-user page, some 200 validator calls (a date-time regex among them), half of
+ * the page's serialization time (31-39 µs against 16 in a microbenchmark). Our unions have two
+ * shapes it can write without checks: "X or null" is X with `nullable: true`, and a union of
+ * string literals (an enum) is a string. This rewrites those, for the serializer only: ajv and the
+ * OpenAPI document keep the schemas as written. (The checks it drops only ever caught our own
+ * bugs, as a 500.)
  */
 export function serializationSchema (schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(serializationSchema)
