@@ -52,8 +52,6 @@ const REDACT = [
   'err.params', 'err.detail'
 ]
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
-
 export function loggerOptions (config: Config): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
@@ -93,7 +91,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
 
   // The request log hooks exist only at levels that print them: none on the hot path at warn.
-  const logs = (level: string) => LOG_LEVELS.indexOf(app.log.level) <= LOG_LEVELS.indexOf(level) && app.log.level !== 'silent'
+  // pino's own level numbers (silent is Infinity); with the logger off there are none.
+  const levels: Record<string, number> = (app.log as Partial<pino.Logger>).levels?.values ?? {}
+  const logs = (level: string) => levels[app.log.level] <= levels[level]
   if (logs('info')) {
     app.addHook('onResponse', async (request, reply) => {
       request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
