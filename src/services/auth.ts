@@ -145,14 +145,22 @@ export function createAuthService ({
     async refresh (ctx: RequestContext, refreshToken: string): Promise<TokenPair> {
       const tokenHash = hashToken(refreshToken)
       const successor = randomToken()
-      const rotated = await sessions.rotateRefreshToken(db, tokenHash, hashToken(successor))
-      if (!rotated) return refusedRefresh(ctx, tokenHash)
-      const pair = await tokenPair(db, rotated.userId, rotated.sessionId, successor)
-      if (config.refreshReuseGraceSec > 0) {
+      if (config.refreshReuseGraceSec === 0) {
+        const rotated = await sessions.rotateRefreshToken(db, tokenHash, hashToken(successor))
+        if (!rotated) return refusedRefresh(ctx, tokenHash)
+        return tokenPair(db, rotated.userId, rotated.sessionId, successor)
+      }
+      // Concurrent refreshes of this token wait on its row lock until this transaction ends, so the
+      // answer is stored before any of them can look for it (on any instance sharing the store).
+      const pair = await db.transaction().execute(async trx => {
+        const rotated = await sessions.rotateRefreshToken(trx, tokenHash, hashToken(successor))
+        if (!rotated) return undefined
+        const pair = await tokenPair(trx, rotated.userId, rotated.sessionId, successor)
         // Losing this entry (a shared store being down) only turns a replay into TOKEN_REUSED.
         await refreshGraceCache.set(tokenHash, pair, config.refreshReuseGraceSec).catch(() => {})
-      }
-      return pair
+        return pair
+      })
+      return pair ?? refusedRefresh(ctx, tokenHash)
     },
 
     /** Ends the login the refresh token belongs to; an unknown token is not an error (logging out is idempotent). */
