@@ -1,4 +1,5 @@
 import t from 'tap'
+import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { build, createUser } from './helper.js'
 import { auditRows, login, me, refresh, sha256 } from './auth-helpers.js'
@@ -191,4 +192,39 @@ t.test('the in-process TTL cache expires entries and stays bounded', async t => 
   t.equal(await cache.get('k4'), undefined)
   await cache.set('zero', { n: 0 }, 0)
   t.equal(await cache.get('zero'), undefined, 'a zero TTL stores nothing')
+})
+
+t.test('with Redis, a replay within REFRESH_REUSE_GRACE is forgiven on another instance too', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, async t => {
+  const redisKeyPrefix = `test:${randomUUID()}:`
+  const a = await build(t, { redisKeyPrefix, refreshReuseGraceSec: 30 })
+  const b = await build(t, { redisKeyPrefix, refreshReuseGraceSec: 30 })
+  const user = await createUser(a)
+  const rotated = await refresh(a, user.refreshToken)
+  t.equal(rotated.statusCode, 200)
+  const ttl = await a.redis!.pttl(`refresh-grace:${sha256(user.refreshToken)}`)
+  t.ok(ttl > 25_000 && ttl <= 30_000, `the answer is kept in Redis for the window (pttl ${ttl})`)
+  const replay = await refresh(b, user.refreshToken)
+  t.equal(replay.statusCode, 200)
+  t.same(replay.json(), rotated.json(), 'the other instance gives the same tokens again')
+})
+
+t.test('REFRESH_REUSE_GRACE with Redis failing: no errors, the safe answer', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, async t => {
+  const app = await build(t, { refreshReuseGraceSec: 30 })
+  const user = await createUser(app)
+  t.equal((await refresh(app, user.refreshToken)).statusCode, 200)
+  app.redis!.get = async () => { throw new Error('Command timed out') }
+  const replay = await refresh(app, user.refreshToken)
+  t.equal(replay.statusCode, 401, 'without the stored answer a replay is reuse')
+  t.equal(replay.json().error.code, 'TOKEN_REUSED')
+})
+
+t.test('REFRESH_REUSE_GRACE with Redis unreachable: the answer is kept in process', async t => {
+  const app = await build(t, { refreshReuseGraceSec: 30 }, { REDIS_URL: 'redis://127.0.0.1:1' })
+  t.not(app.redis?.status, 'ready')
+  const user = await createUser(app)
+  const rotated = await refresh(app, user.refreshToken)
+  t.equal(rotated.statusCode, 200)
+  const replay = await refresh(app, user.refreshToken)
+  t.equal(replay.statusCode, 200)
+  t.same(replay.json(), rotated.json())
 })

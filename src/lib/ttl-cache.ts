@@ -1,3 +1,6 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Redis } from 'ioredis'
+
 /**
  * A small key-value store whose entries expire. Asynchronous on purpose: the in-process one below
  * serves a single instance; a Redis-backed one (SET key value EX ttl / GET) can implement the same
@@ -34,5 +37,54 @@ export function createMemoryTtlCache<T> (maxEntries = 10_000, now = () => Date.n
     async delete (key) {
       entries.delete(key)
     }
+  }
+}
+
+/** TtlCache in Redis (its keyPrefix applies): every instance sees the same entries. */
+export function createRedisTtlCache<T> (redis: Redis, namespace: string): TtlCache<T> {
+  return {
+    async get (key) {
+      const json = await redis.get(namespace + key)
+      return json === null ? undefined : JSON.parse(json) as T
+    },
+    async set (key, value, ttlSec) {
+      if (ttlSec <= 0) await redis.del(namespace + key)
+      else await redis.set(namespace + key, JSON.stringify(value), 'PX', Math.max(1, Math.round(ttlSec * 1000)))
+    },
+    async delete (key) {
+      await redis.del(namespace + key)
+    }
+  }
+}
+
+const BREAKER_MS = 5000
+
+/**
+ * The Redis TtlCache when REDIS_URL is set, falling back to an in-process one while Redis is not
+ * connected or fails (then left alone for a few seconds): a cache miss is always a safe answer
+ * for its callers, an error is not.
+ */
+export function createResilientTtlCache<T> (redis: Redis | null, namespace: string, log: FastifyBaseLogger): TtlCache<T> {
+  const memory = createMemoryTtlCache<T>()
+  if (!redis) return memory
+  const shared = createRedisTtlCache<T>(redis, namespace)
+  let skipRedisUntil = 0
+
+  async function pick<R> (op: (cache: TtlCache<T>) => Promise<R>): Promise<R> {
+    if (redis!.status === 'ready' && Date.now() >= skipRedisUntil) {
+      try {
+        return await op(shared)
+      } catch (err) {
+        skipRedisUntil = Date.now() + BREAKER_MS
+        log.warn({ err }, 'redis cache failed; caching in process for now')
+      }
+    }
+    return op(memory)
+  }
+
+  return {
+    get: key => pick(cache => cache.get(key)),
+    set: (key, value, ttlSec) => pick(cache => cache.set(key, value, ttlSec)),
+    delete: key => pick(cache => cache.delete(key))
   }
 }

@@ -47,7 +47,7 @@ export interface AuthServiceDeps {
   loginGuard?: LoginGuard
   /**
    * Answers of recent rotations by spent-token hash, for REFRESH_REUSE_GRACE. In-process by
-   * default; pass a shared (Redis) one when several instances serve the same clients.
+   * default; the app passes one shared through Redis when REDIS_URL is set.
    */
   refreshGraceCache?: TtlCache<TokenPair>
 }

@@ -4,6 +4,8 @@ import { createAuthService, type AuthService } from '../../services/auth.js'
 import { createUsersService, type UsersService } from '../../services/users.js'
 import { bootstrapAdmin } from '../../services/bootstrap.js'
 import { createResilientCounter } from '../../lib/window-counter.js'
+import { createResilientTtlCache } from '../../lib/ttl-cache.js'
+import type { TokenPair } from '../../../schemas/auth.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { createRolesService, type RolesService } from '../../services/roles.js'
 import { createAuditService, type AuditService } from '../../services/audit.js'
@@ -26,7 +28,9 @@ export default fp(async function services (fastify) {
   const usersService = createUsersService({ db, config, hasher })
   fastify.decorate('usersService', usersService)
   const loginGuard = createLoginThrottle(createResilientCounter(fastify.redis, fastify.log), config)
-  fastify.decorate('authService', createAuthService({ db, config, hasher, usersService, signAccessToken: fastify.signAccessToken, loginGuard }))
+  // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
+  const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
+  fastify.decorate('authService', createAuthService({ db, config, hasher, usersService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
