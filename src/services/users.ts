@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely'
+import { sql, type RawBuilder, type Transaction } from 'kysely'
 import type { Config } from '../config.js'
 import type { DB } from '../db/connect.js'
 import { CompiledQueries } from '../db/compiled-queries.js'
@@ -182,38 +182,40 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
       const fingerprint = listFingerprint([query.sort, query.q, query.role, query.status, query.emailVerified,
         query.createdAfter, query.createdBefore, query.includeDeleted])
 
-      // Each condition's parameters are listed in order too: the rows query is compiled once per shape.
-      const conditions = [sql<boolean>`u.erased_at is null`]
+      // Only the parameters are gathered on every call; each condition's SQL is built when its
+      // shape is first compiled (the rows and the count query are compiled once per shape).
+      const conditions: Array<() => RawBuilder<boolean>> = [() => sql`u.erased_at is null`]
       const parameters: unknown[] = []
       const shape: unknown[] = [query.sort, query.includeDeleted]
-      const where = (condition: ReturnType<typeof sql<boolean>>, ...values: unknown[]) => {
+      const where = (condition: () => RawBuilder<boolean>, ...values: unknown[]) => {
         conditions.push(condition)
         parameters.push(...values)
       }
-      if (!query.includeDeleted) where(sql`u.deleted_at is null`)
-      if (query.status) where(sql`u.status = ${query.status}`, query.status)
-      if (query.emailVerified !== undefined) where(sql`u.email_verified = ${query.emailVerified}`, query.emailVerified)
-      if (query.createdAfter) where(sql`u.created_at > ${new Date(query.createdAfter)}`, new Date(query.createdAfter))
-      if (query.createdBefore) where(sql`u.created_at < ${new Date(query.createdBefore)}`, new Date(query.createdBefore))
+      if (!query.includeDeleted) where(() => sql`u.deleted_at is null`)
+      if (query.status) where(() => sql`u.status = ${query.status}`, query.status)
+      if (query.emailVerified !== undefined) where(() => sql`u.email_verified = ${query.emailVerified}`, query.emailVerified)
+      if (query.createdAfter) where(() => sql`u.created_at > ${new Date(query.createdAfter!)}`, new Date(query.createdAfter))
+      if (query.createdBefore) where(() => sql`u.created_at < ${new Date(query.createdBefore!)}`, new Date(query.createdBefore))
       if (query.role) {
-        where(sql`exists (select 1 from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id and r.name = ${query.role})`, query.role)
+        where(() => sql`exists (select 1 from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id and r.name = ${query.role})`, query.role)
       }
       if (query.q) {
         const pattern = '%' + users.escapeLike(query.q) + '%'
-        where(sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${pattern}`, pattern)
+        where(() => sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${pattern}`, pattern)
       }
       shape.push(query.status !== undefined, query.emailVerified !== undefined, query.createdAfter !== undefined,
         query.createdBefore !== undefined, query.role !== undefined, query.q !== undefined, query.cursor !== undefined)
-      const filters = sql<boolean>`${sql.join(conditions, sql` and `)}`
+      const filters = () => sql<boolean>`${sql.join(conditions.map(condition => condition()), sql` and `)}`
+      const filterParameters = [...parameters]
 
-      let keyset = sql<boolean>`true`
+      let keyset = () => sql<boolean>`true`
       if (query.cursor) {
         const position = decodeCursor(query.cursor, fingerprint)
         const value = sortKey === 'createdAt' ? new Date(position.value) : position.value
         if (value instanceof Date && Number.isNaN(value.getTime())) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
         keyset = descending
-          ? sql`(${sql.ref(column)}, u.id) < (${value}, ${position.id})`
-          : sql`(${sql.ref(column)}, u.id) > (${value}, ${position.id})`
+          ? () => sql`(${sql.ref(column)}, u.id) < (${value}, ${position.id})`
+          : () => sql`(${sql.ref(column)}, u.id) > (${value}, ${position.id})`
         parameters.push(value, position.id)
       }
 
@@ -221,16 +223,20 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
       const limit = query.limit + 1
       const offset = query.cursor ? 0 : (query.page - 1) * query.limit
       parameters.push(limit, offset)
-      const rowsQuery = compiledLists.run(db, JSON.stringify(shape), parameters, () => users.selectUsers(db)
-        .where(filters)
-        .where(keyset)
+      const shapeKey = JSON.stringify(shape)
+      const rowsQuery = compiledLists.run(db, `rows:${shapeKey}`, parameters, () => users.selectUsers(db)
+        .where(filters())
+        .where(keyset())
         .orderBy(column, direction).orderBy('u.id', direction)
         .limit(limit)
         .offset(offset))
-      const countQuery = db.selectFrom('users as u').where(filters).select(sql<number>`count(*)::int`.as('total'))
       const [rows, total] = await Promise.all([
         rowsQuery.then(result => result.rows),
-        query.cursor ? Promise.resolve(null) : countQuery.executeTakeFirstOrThrow().then(r => r.total)
+        query.cursor
+          ? null
+          : compiledLists.run(db, `count:${shapeKey}`, filterParameters, () => db.selectFrom('users as u')
+            .where(filters())
+            .select(sql<number>`count(*)::int`.as('total'))).then(result => result.rows[0].total)
       ])
 
       const hasNext = rows.length > query.limit
