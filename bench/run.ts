@@ -17,9 +17,11 @@ const settings = {
   serverUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432',
   redisUrl: env.REDIS_URL,
   users: Number(env.BENCH_USERS ?? 100_000),
-  seconds: Number(env.BENCH_DURATION ?? (quick ? 1 : 5)),
+  seconds: Number(env.BENCH_DURATION ?? (quick ? 1 : 4)),
   warmupSeconds: Number(env.BENCH_WARMUP ?? (quick ? 1 : 2)),
-  rounds: Number(env.BENCH_ROUNDS ?? (quick ? 1 : 3)),
+  // The paced runs (half rate, login storm) give one p99 each: longer runs make it steadier.
+  pacedSeconds: Number(env.BENCH_PACED_DURATION ?? (quick ? 1 : 10)),
+  rounds: Number(env.BENCH_ROUNDS ?? (quick ? 1 : 5)),
   growthSeconds: Number(env.BENCH_GROWTH_DURATION ?? (quick ? 1 : 3)),
   growthRounds: Number(env.BENCH_GROWTH_ROUNDS ?? (quick ? 1 : 2)),
   million: env.BENCH_SKIP_1M !== '1' && !quick,
@@ -137,8 +139,12 @@ async function compare (label: string, scenario: Scenario, pairs: Array<[Target,
   const warmups: Record<string, Run[]> = { service: [], floor: [] }
   const runs: Record<string, Run[]> = { service: [], floor: [] }
   for (const [target, server] of pairs) warmups[target.name].push(await measure(target, server, scenario, state, warmupSeconds))
+  // Which server goes first alternates (service, floor, floor, service, service, floor...): when
+  // the shared machine speeds up or slows down during a scenario, both get their share of it.
   for (let round = 0; round < rounds; round++) {
-    for (const [target, server] of pairs) runs[target.name].push(await measure(target, server, scenario, state, seconds))
+    for (const [target, server] of round % 2 === 0 ? pairs : [...pairs].reverse()) {
+      runs[target.name].push(await measure(target, server, scenario, state, seconds))
+    }
   }
   const service = summarise(runs.service, warmups.service)
   const floor = summarise(runs.floor, warmups.floor)
@@ -358,11 +364,11 @@ async function main () {
       // Its coordinated-omission correction assumes a 1 ms interval whatever the rate, so it is off.
       const paced = { ...scenarios.get_user, connections: PACED_CONNECTIONS }
       const pacing = { overallRate: halfRate, ignoreCoordinatedOmission: true }
-      console.log(`\n== get_user at half the floor's max rate (${halfRate} req/s, ${PACED_CONNECTIONS} connections, ${settings.seconds}s)`)
+      console.log(`\n== get_user at half the floor's max rate (${halfRate} req/s, ${PACED_CONNECTIONS} connections, ${settings.pacedSeconds}s)`)
       header()
       const half: Record<string, Summary> = {}
       for (const [target, server] of pairs) {
-        half[target.name] = summarise([await measure(target, server, paced, state, settings.seconds, pacing)], [])
+        half[target.name] = summarise([await measure(target, server, paced, state, settings.pacedSeconds, pacing)], [])
         printSummary('get_user@half-rate', target.name, half[target.name])
         if (half[target.name].rps < 0.95 * halfRate) console.log(`note: the ${target.name} did not keep up: ${half[target.name].rps.toFixed(0)} of ${halfRate} req/s`)
       }
@@ -371,13 +377,13 @@ async function main () {
     if (floorMax && wants('login_storm')) {
       const paced = { ...scenarios.get_user, connections: PACED_CONNECTIONS }
       const stormRate = Math.round(floorMax / 5)
-      console.log(`\n== get_user at ${stormRate} req/s (a fifth of the floor's max) during a login storm (${scenarios.login.connections} connections), ${settings.seconds}s`)
+      console.log(`\n== get_user at ${stormRate} req/s (a fifth of the floor's max) during a login storm (${scenarios.login.connections} connections), ${settings.pacedSeconds}s`)
       header()
       const storm: Record<string, { getUser: Summary, login: Summary }> = {}
       for (const [target, server] of pairs) {
         const [getUser, logins] = await Promise.all([
-          measure(target, server, paced, state, settings.seconds, { overallRate: stormRate, ignoreCoordinatedOmission: true }),
-          measure(target, server, scenarios.login, state, settings.seconds)
+          measure(target, server, paced, state, settings.pacedSeconds, { overallRate: stormRate, ignoreCoordinatedOmission: true }),
+          measure(target, server, scenarios.login, state, settings.pacedSeconds)
         ])
         storm[target.name] = { getUser: summarise([getUser], []), login: summarise([logins], []) }
         printSummary('get_user@login-storm', target.name, storm[target.name].getUser)
