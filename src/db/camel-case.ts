@@ -22,6 +22,22 @@ export class RowsCamelCasePlugin extends CamelCasePlugin {
     })
     return { ...args.result, rows: mapped }
   }
+
+  /**
+   * Rows that pg gave as arrays of values (rowMode 'array'), in the order of `columns`: one
+   * object per row is made, instead of pg's own and then its camelCase copy.
+   */
+  rowsFromArrays (columns: readonly string[], rows: readonly unknown[][]): UnknownRow[] {
+    const names = columns.map(column => this.camelCase(column))
+    return rows.map(values => {
+      const out: UnknownRow = {}
+      for (let i = 0; i < names.length; i++) {
+        const value = values[i]
+        out[names[i]] = mapsAsIs(value) ? value : this.mapRow({ value }).value
+      }
+      return out
+    })
+  }
 }
 
 /** Scalars, dates, buffers and arrays of scalars (a text[] column) have no keys to rename. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { Kysely, PostgresDialect, sql, type QueryId } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
@@ -31,7 +31,6 @@ export interface DatabaseHandle {
 pg.types.setTypeParser(pg.types.builtins.INT8, value => Number(value))
 
 const statementNames = new Map<string, string>()
-const DIRECT_QUERY: QueryId = { queryId: 'direct' }
 
 /**
  * Kysely sends every query unnamed, so PostgreSQL parses and plans it anew each time. Naming
@@ -43,13 +42,17 @@ function preparedStatements (client: pg.PoolClient) {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
   client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
     if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0) return query(text, values, callback)
-    let name = statementNames.get(text)
-    if (!name) {
-      name = `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
-      if (statementNames.size < 5000) statementNames.set(text, name)
-    }
-    return query({ name, text, values }, callback)
+    return query({ name: statementName(text), text, values }, callback)
   }) as typeof client.query
+}
+
+function statementName (text: string) {
+  let name = statementNames.get(text)
+  if (!name) {
+    name = `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
+    if (statementNames.size < 5000) statementNames.set(text, name)
+  }
+  return name
 }
 
 export async function connectDatabase (config: Config, log: FastifyBaseLogger): Promise<DatabaseHandle> {
@@ -78,8 +81,9 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
     runDirectly(db, async (text, parameters) => {
       const client = await pool.connect()
       try {
-        const { rows } = await client.query(text, parameters as unknown[])
-        return await camelCase.transformResult({ queryId: DIRECT_QUERY, result: { rows } })
+        const name = parameters.length > 0 ? statementName(text) : undefined
+        const { fields, rows } = await client.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
+        return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
       } finally {
         client.release()
       }
