@@ -46,3 +46,13 @@ t.test('leaves results without rows alone', async t => {
   const result = { numAffectedRows: 1n, rows: [] }
   t.equal(await new RowsCamelCasePlugin().transformResult({ queryId: { queryId: 'q' } as QueryId, result }), result)
 })
+
+t.test('rows given as arrays of values (pg rowMode array) map as CamelCasePlugin maps objects', async t => {
+  const expected = await new CamelCasePlugin().transformResult(args())
+  const columns = Object.keys(rows[0])
+  const arrays = args().result.rows.map(row => columns.map(column => (row as Record<string, unknown>)[column]))
+  const actual = new RowsCamelCasePlugin().rowsFromArrays(columns, arrays)
+  t.same(actual, expected.rows)
+  t.same(Object.keys(actual[0]), Object.keys(expected.rows[0]), 'in column order')
+  t.same(new RowsCamelCasePlugin().rowsFromArrays(columns, []), [])
+})
