@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
+import { redisOrMemory } from './redis-fallback.js'
 
 /**
  * A small key-value store whose entries expire. Asynchronous on purpose: the in-process one below
@@ -57,31 +58,15 @@ export function createRedisTtlCache<T> (redis: Redis, namespace: string): TtlCac
   }
 }
 
-const BREAKER_MS = 5000
-
 /**
  * The Redis TtlCache when REDIS_URL is set, falling back to an in-process one while Redis is not
- * connected or fails (then left alone for a few seconds): a cache miss is always a safe answer
- * for its callers, an error is not.
+ * connected or fails (see redisOrMemory): a cache miss is always a safe answer for its callers,
+ * an error is not.
  */
 export function createResilientTtlCache<T> (redis: Redis | null, namespace: string, log: FastifyBaseLogger): TtlCache<T> {
   const memory = createMemoryTtlCache<T>()
   if (!redis) return memory
-  const shared = createRedisTtlCache<T>(redis, namespace)
-  let skipRedisUntil = 0
-
-  async function pick<R> (op: (cache: TtlCache<T>) => Promise<R>): Promise<R> {
-    if (redis!.status === 'ready' && Date.now() >= skipRedisUntil) {
-      try {
-        return await op(shared)
-      } catch (err) {
-        skipRedisUntil = Date.now() + BREAKER_MS
-        log.warn({ err }, 'redis cache failed; caching in process for now')
-      }
-    }
-    return op(memory)
-  }
-
+  const pick = redisOrMemory(redis, createRedisTtlCache<T>(redis, namespace), memory, log, 'redis cache failed; caching in process for now')
   return {
     get: key => pick(cache => cache.get(key)),
     set: (key, value, ttlSec) => pick(cache => cache.set(key, value, ttlSec)),

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
+import { redisOrMemory } from './redis-fallback.js'
 
 export interface WindowCount {
   /** Hits in the current window. */
@@ -80,8 +81,6 @@ export function createRedisCounter (redis: Redis): WindowCounter {
   }
 }
 
-const BREAKER_MS = 5000
-
 /**
  * Redis counters that degrade to in-process ones, never to "no limit": when Redis is not
  * connected, or a command fails or times out, the in-process counters answer and Redis is left
@@ -91,21 +90,7 @@ const BREAKER_MS = 5000
 export function createResilientCounter (redis: Redis | null, log: FastifyBaseLogger): WindowCounter {
   const memory = createMemoryCounter()
   if (!redis) return memory
-  const shared = createRedisCounter(redis)
-  let skipRedisUntil = 0
-
-  async function pick<T> (op: (counter: WindowCounter) => Promise<T>): Promise<T> {
-    if (redis!.status === 'ready' && Date.now() >= skipRedisUntil) {
-      try {
-        return await op(shared)
-      } catch (err) {
-        skipRedisUntil = Date.now() + BREAKER_MS
-        log.warn({ err }, 'redis counter failed; counting in process for now')
-      }
-    }
-    return op(memory)
-  }
-
+  const pick = redisOrMemory(redis, createRedisCounter(redis), memory, log, 'redis counter failed; counting in process for now')
   return {
     hit: (key, windowMs, by) => pick(counter => counter.hit(key, windowMs, by)),
     reset: key => pick(counter => counter.reset(key))
