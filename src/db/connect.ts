@@ -79,14 +79,9 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
     })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins })
     runDirectly(db, async (text, parameters) => {
-      const client = await pool.connect()
-      try {
-        const name = parameters.length > 0 ? statementName(text) : undefined
-        const { fields, rows } = await client.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
-        return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
-      } finally {
-        client.release()
-      }
+      const name = parameters.length > 0 ? statementName(text) : undefined
+      const { fields, rows } = await pool.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
+      return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
     })
     const listeners = new Set<pg.Client>()
     let closing = false
