@@ -14,10 +14,7 @@ export class RowsCamelCasePlugin extends CamelCasePlugin {
     const names = columns.map(column => this.camelCase(column))
     const mapped = rows.map(row => {
       const out: UnknownRow = {}
-      for (let i = 0; i < columns.length; i++) {
-        const value = row[columns[i]]
-        out[names[i]] = mapsAsIs(value) ? value : this.mapRow({ value }).value
-      }
+      for (let i = 0; i < columns.length; i++) out[names[i]] = this.mapValue(row[columns[i]])
       return out
     })
     return { ...args.result, rows: mapped }
@@ -31,12 +28,13 @@ export class RowsCamelCasePlugin extends CamelCasePlugin {
     const names = columns.map(column => this.camelCase(column))
     return rows.map(values => {
       const out: UnknownRow = {}
-      for (let i = 0; i < names.length; i++) {
-        const value = values[i]
-        out[names[i]] = mapsAsIs(value) ? value : this.mapRow({ value }).value
-      }
+      for (let i = 0; i < names.length; i++) out[names[i]] = this.mapValue(values[i])
       return out
     })
+  }
+
+  private mapValue (value: unknown) {
+    return mapsAsIs(value) ? value : this.mapRow({ value }).value
   }
 }
 
