@@ -145,21 +145,20 @@ export function createAuthService ({
     async refresh (ctx: RequestContext, refreshToken: string): Promise<TokenPair> {
       const tokenHash = hashToken(refreshToken)
       const successor = randomToken()
-      if (config.refreshReuseGraceSec === 0) {
-        const rotated = await sessions.rotateRefreshToken(db, tokenHash, hashToken(successor))
-        if (!rotated) return refusedRefresh(ctx, tokenHash)
-        return tokenPair(db, rotated.userId, rotated.sessionId, successor)
+      const rotate = async (ex: Executor) => {
+        const rotated = await sessions.rotateRefreshToken(ex, tokenHash, hashToken(successor))
+        return rotated && tokenPair(ex, rotated.userId, rotated.sessionId, successor)
       }
-      // Concurrent refreshes of this token wait on its row lock until this transaction ends, so the
-      // answer is stored before any of them can look for it (on any instance sharing the store).
-      const pair = await db.transaction().execute(async trx => {
-        const rotated = await sessions.rotateRefreshToken(trx, tokenHash, hashToken(successor))
-        if (!rotated) return undefined
-        const pair = await tokenPair(trx, rotated.userId, rotated.sessionId, successor)
-        // Losing this entry (a shared store being down) only turns a replay into TOKEN_REUSED.
-        await refreshGraceCache.set(tokenHash, pair, config.refreshReuseGraceSec).catch(() => {})
-        return pair
-      })
+      const pair = config.refreshReuseGraceSec === 0
+        ? await rotate(db)
+        // Concurrent refreshes of this token wait on its row lock until this transaction ends, so
+        // the answer is stored before any of them can look for it (on any instance sharing the store).
+        : await db.transaction().execute(async trx => {
+          const pair = await rotate(trx)
+          // Losing this entry (a shared store being down) only turns a replay into TOKEN_REUSED.
+          if (pair) await refreshGraceCache.set(tokenHash, pair, config.refreshReuseGraceSec).catch(() => {})
+          return pair
+        })
       return pair ?? refusedRefresh(ctx, tokenHash)
     },
 
