@@ -185,17 +185,23 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
       // Only the parameters are gathered on every call; each condition's SQL is built when its
       // shape is first compiled (the rows and the count query are compiled once per shape).
       const conditions: Array<() => RawBuilder<boolean>> = [() => sql`u.erased_at is null`]
-      const parameters: unknown[] = []
+      const filterParameters: unknown[] = []
       const shape: unknown[] = [query.sort, query.includeDeleted]
       const where = (condition: () => RawBuilder<boolean>, ...values: unknown[]) => {
         conditions.push(condition)
-        parameters.push(...values)
+        filterParameters.push(...values)
       }
       if (!query.includeDeleted) where(() => sql`u.deleted_at is null`)
       if (query.status) where(() => sql`u.status = ${query.status}`, query.status)
       if (query.emailVerified !== undefined) where(() => sql`u.email_verified = ${query.emailVerified}`, query.emailVerified)
-      if (query.createdAfter) where(() => sql`u.created_at > ${new Date(query.createdAfter!)}`, new Date(query.createdAfter))
-      if (query.createdBefore) where(() => sql`u.created_at < ${new Date(query.createdBefore!)}`, new Date(query.createdBefore))
+      if (query.createdAfter) {
+        const after = new Date(query.createdAfter)
+        where(() => sql`u.created_at > ${after}`, after)
+      }
+      if (query.createdBefore) {
+        const before = new Date(query.createdBefore)
+        where(() => sql`u.created_at < ${before}`, before)
+      }
       if (query.role) {
         where(() => sql`exists (select 1 from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id and r.name = ${query.role})`, query.role)
       }
@@ -206,8 +212,8 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
       shape.push(query.status !== undefined, query.emailVerified !== undefined, query.createdAfter !== undefined,
         query.createdBefore !== undefined, query.role !== undefined, query.q !== undefined, query.cursor !== undefined)
       const filters = () => sql<boolean>`${sql.join(conditions.map(condition => condition()), sql` and `)}`
-      const filterParameters = [...parameters]
 
+      const rowParameters = [...filterParameters]
       let keyset = () => sql<boolean>`true`
       if (query.cursor) {
         const position = decodeCursor(query.cursor, fingerprint)
@@ -216,15 +222,15 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
         keyset = descending
           ? () => sql`(${sql.ref(column)}, u.id) < (${value}, ${position.id})`
           : () => sql`(${sql.ref(column)}, u.id) > (${value}, ${position.id})`
-        parameters.push(value, position.id)
+        rowParameters.push(value, position.id)
       }
 
       const direction = descending ? 'desc' : 'asc'
       const limit = query.limit + 1
       const offset = query.cursor ? 0 : (query.page - 1) * query.limit
-      parameters.push(limit, offset)
+      rowParameters.push(limit, offset)
       const shapeKey = JSON.stringify(shape)
-      const rowsQuery = compiledLists.run(db, `rows:${shapeKey}`, parameters, () => users.selectUsers(db)
+      const rowsQuery = compiledLists.run(db, `rows:${shapeKey}`, rowParameters, () => users.selectUsers(db)
         .where(filters())
         .where(keyset())
         .orderBy(column, direction).orderBy('u.id', direction)
