@@ -29,7 +29,12 @@ const settings = {
   cpuProfile: env.BENCH_CPU_PROF === '1',
   build: env.BENCH_SKIP_BUILD !== '1',
   /** Extra node flags for the service only, for experiments (e.g. "--max-semi-space-size=4"). */
-  serviceNodeFlags: env.BENCH_SERVICE_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+  serviceNodeFlags: env.BENCH_SERVICE_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
+  /**
+   * Another build of the service (its dist/src/start.cjs) run in the floor's place, with the
+   * service's flags: the ratio is then this build over that one (A/B), or noise alone (A/A).
+   */
+  baselineEntry: env.BENCH_BASELINE_ENTRY
 }
 
 /**
@@ -301,8 +306,10 @@ async function main () {
       ...start.flags, ...settings.serviceNodeFlags, start.entry
     ], { ...common, PORT: String(servicePort) }, servicePort, path.join(resultsDir, `${stamp}-service.log`))
     servers.push(service)
+    if (settings.baselineEntry) console.log(`baseline in the floor's place: ${settings.baselineEntry} (the ratios are this build over that one)`)
     const floor = await startServer('floor', [
-      ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/floor`] : []), path.join(ROOT, 'bench/floor/server.mjs')
+      ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/floor`] : []),
+      ...(settings.baselineEntry ? [...start.flags, settings.baselineEntry] : [path.join(ROOT, 'bench/floor/server.mjs')])
     ], {
       ...common,
       PORT: String(floorPort),

@@ -72,7 +72,7 @@ export async function createBenchDatabase (serverUrl: string): Promise<BenchData
           select id, (select id from roles where name = 'user') from inserted`.execute(db)
         bench.seeded = to
       }
-      await sql`analyze`.execute(db)
+      await sql`vacuum (analyze)`.execute(db)
       return performance.now() - started
     },
     async seedEndedLogins () {
@@ -87,7 +87,7 @@ export async function createBenchDatabase (serverUrl: string): Promise<BenchData
         insert into refresh_tokens (session_id, user_id, token_hash, created_at, expires_at, spent_at)
         select id, user_id, md5(id::text) || md5(user_id::text), created_at, created_at + interval '7 days', created_at + interval '1 hour'
         from sessions`.execute(db)
-      await sql`analyze user_sessions, refresh_tokens`.execute(db)
+      await sql`vacuum (analyze) user_sessions, refresh_tokens`.execute(db)
       return performance.now() - started
     },
     async sampleIds (count) {
