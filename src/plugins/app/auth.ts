@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import { AppError, forbidden, unauthorized } from '../../errors.js'
 import { findAuthState } from '../../repositories/sessions.js'
 import { AuthStateCache } from '../../lib/auth-state-cache.js'
+import { createAccessTokenSigner } from '../../lib/access-token.js'
 import type { AccessClaims } from '../../services/auth.js'
 import type { Actor } from '../../services/context.js'
 import type { Permission } from '../../../schemas/auth.js'
@@ -54,14 +55,24 @@ export default fp(async function auth (fastify) {
   })
   // Another instance's writes arrive as notifications; this instance's own writes must also be
   // visible to the caller's very next request, which may beat the notification: clear first.
-  fastify.addHook('onSend', async (request, reply, payload) => {
-    if (!SAFE_METHODS.has(request.method) &&
-      !(reply.statusCode < 400 && KEEPS_AUTH_STATE.has(`${request.method} ${request.routeOptions.url?.replace(/\/$/, '')}`))) {
-      authStates.clear()
-    }
+  // Chosen per route as it is added, so reads carry no such hook and writes no per-request lookup.
+  const clearAlways: onSendHookHandler = async (_request, _reply, payload) => {
+    authStates.clear()
     return payload
+  }
+  const clearOnError: onSendHookHandler = async (_request, reply, payload) => {
+    if (reply.statusCode >= 400) authStates.clear()
+    return payload
+  }
+  fastify.addHook('onRoute', route => {
+    const methods = [route.method].flat()
+    if (methods.every(method => SAFE_METHODS.has(method))) return
+    const keeps = methods.every(method => KEEPS_AUTH_STATE.has(`${method} ${route.url.replace(/\/$/, '')}`))
+    route.onSend = [route.onSend ?? []].flat().concat(keeps ? clearOnError : clearAlways)
   })
-  fastify.decorate('signAccessToken', (claims: AccessClaims) => fastify.jwt.sign(claims))
+  fastify.decorate('signAccessToken', createAccessTokenSigner({
+    secret: config.jwtSecret, issuer: config.jwtIssuer, audience: config.jwtAudience, expirySec: config.jwtExpirySec
+  }))
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
     let claims: AccessClaims
