@@ -75,6 +75,17 @@ t.test('X-Forwarded-For is ignored unless TRUST_PROXY is set', async t => {
   t.same(await remaining({ TRUST_PROXY: 'true' }), ['9', '9'], 'behind a trusted proxy each forwarded client has its own budget')
 })
 
+t.test('an IPv6 client is counted by its /64, and an IPv4-mapped address as the IPv4 one', async t => {
+  const app = await build(t, {}, limits(10, 10))
+  const remaining = async (remoteAddress: string) =>
+    (await app.inject({ method: 'GET', url: '/api/v1/users', remoteAddress })).headers['x-ratelimit-remaining']
+  t.equal(await remaining('2001:db8:1:2::1'), '9')
+  t.equal(await remaining('2001:db8:1:2:ffff::9'), '8', 'another address of the same /64 shares its budget')
+  t.equal(await remaining('2001:db8:1:3::1'), '9', 'the next /64 has its own')
+  t.equal(await remaining('198.51.100.7'), '9')
+  t.equal(await remaining('::ffff:198.51.100.7'), '8', 'the mapped form is the same client')
+})
+
 t.test('with Redis the counts are shared by every instance', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, async t => {
   const redisKeyPrefix = `test:${randomUUID()}:`
   const a = await build(t, { redisKeyPrefix }, limits(2, 100))
