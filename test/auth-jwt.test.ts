@@ -1,7 +1,6 @@
 import t from 'tap'
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import { build, createUser, uniqueEmail } from './helper.js'
-import type { AccessClaims } from '../src/services/auth.js'
 import { errorWithoutRequestId, forgeJwt, me, outboxToken, register } from './auth-helpers.js'
 
 t.test('access tokens are refused unless genuine, current and of the right kind', async t => {
@@ -77,7 +76,14 @@ t.test('an access token signed by the app with a short expiry is refused with TO
   const claims = JSON.parse(Buffer.from(user.token.split('.')[1], 'base64url').toString())
   t.equal(claims.exp - claims.iat, 60, 'the configured expiry is used')
   // Issued two minutes ago, so its 60 s are over: no waiting needed.
-  const stale = app.jwt.sign({ sub: user.id, sid: claims.sid, typ: 'access', iat: claims.iat - 120 } as AccessClaims)
+  const realNow = Date.now
+  Date.now = () => realNow() - 120_000
+  let stale: string
+  try {
+    stale = app.signAccessToken({ sub: user.id, sid: claims.sid, typ: 'access' })
+  } finally {
+    Date.now = realNow
+  }
   const res = await me(app, stale)
   t.equal(res.statusCode, 401)
   t.equal(res.json().error.code, 'TOKEN_EXPIRED')

@@ -40,9 +40,8 @@ const tokenError = (code: string | undefined) => code === 'FST_JWT_AUTHORIZATION
 export default fp(async function auth (fastify) {
   const { config } = fastify
   await fastify.register(fastifyJwt, {
+    // Verification only: access tokens are signed by signAccessToken below.
     secret: config.jwtSecret,
-    // fast-jwt reads a numeric expiresIn as seconds here
-    sign: { algorithm: 'HS256', iss: config.jwtIssuer, aud: config.jwtAudience, expiresIn: config.jwtExpirySec },
     // cache: a token seen before is not verified again (fast-jwt still honours its exp)
     verify: { algorithms: ['HS256'], allowedIss: config.jwtIssuer, allowedAud: config.jwtAudience, requiredClaims: ['sub', 'sid', 'exp', 'iat', 'iss', 'aud'], cache: 10_000 }
   })
