@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { assertError, build, createUser, PASSWORD, uniqueEmail } from './helper.js'
 
@@ -79,4 +80,59 @@ t.test('a pending user with the right password gets 403 each time, never a locko
   t.equal(registered.json().data.status, 'pending')
   for (let i = 0; i < 4; i++) assertError(t, await app.inject(login(email, PASSWORD)), 403, 'FORBIDDEN', `attempt ${i + 1}`)
   t.equal((await app.inject(login(email, WRONG))).statusCode, 401, 'a wrong password is still a plain failure')
+})
+
+t.test('correct logins never count toward a lockout, however many run at once', async t => {
+  const app = await build(t, {}, { LOGIN_MAX_FAILURES: '5', LOGIN_IP_MAX_FAILURES: '5', LOGIN_LOCK_WINDOW: '10m' })
+
+  t.test('50 concurrent correct logins of one account from one address all succeed', async t => {
+    const user = await createUser(app)
+    const answers = await Promise.all(Array.from({ length: 50 }, () => app.inject(login(user.email, PASSWORD))))
+    t.same(answers.map(res => res.statusCode), Array(50).fill(200))
+    t.equal(new Set(answers.map(res => res.json().data.refreshToken)).size, 50, 'each is a new login')
+    t.equal((await app.inject(login(user.email, PASSWORD))).statusCode, 200, 'and the account is not locked afterwards')
+  })
+
+  t.test('with failures already counted, concurrent correct logins still all succeed and clear them', async t => {
+    const user = await createUser(app, {})
+    for (let i = 0; i < 4; i++) t.equal((await app.inject(login(user.email, WRONG, '198.51.100.20'))).statusCode, 401)
+    const answers = await Promise.all(Array.from({ length: 20 }, () => app.inject(login(user.email, PASSWORD, '198.51.100.21'))))
+    t.same(answers.map(res => res.statusCode), Array(20).fill(200))
+    for (let i = 0; i < 5; i++) {
+      t.equal((await app.inject(login(user.email, WRONG, `198.51.100.${30 + i}`))).statusCode, 401, `failure ${i + 1} after the successes`)
+    }
+    assertError(t, await app.inject(login(user.email, PASSWORD, '198.51.100.40')), 429, 'RATE_LIMITED', 'five new failures lock it')
+  })
+
+  t.test('30 concurrent wrong guesses from 30 addresses: exactly 5 are checked', async t => {
+    const user = await createUser(app)
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => app.inject(login(user.email, WRONG, `203.0.113.${i}`))))
+    const statuses = answers.map(res => res.statusCode)
+    t.equal(statuses.filter(status => status === 401).length, 5, 'five 401s')
+    t.equal(statuses.filter(status => status === 429).length, 25, 'the rest 429')
+    assertError(t, await app.inject(login(user.email, PASSWORD, '203.0.113.99')), 429, 'RATE_LIMITED', 'and the account is locked')
+  })
+
+  t.test('only failures count toward the per-address limit', async t => {
+    const users = await Promise.all(Array.from({ length: 10 }, () => createUser(app)))
+    const address = '198.51.100.50'
+    const answers = await Promise.all(users.flatMap(user => [0, 1, 2].map(() => app.inject(login(user.email, PASSWORD, address)))))
+    t.same(answers.map(res => res.statusCode), Array(30).fill(200), '30 correct logins from one address, limit 5')
+  })
+})
+
+t.test('across instances sharing Redis, concurrent guesses still stop at the limit', { skip: !process.env.REDIS_URL && 'needs REDIS_URL: in-process budgets are one instance\'s by design' }, async t => {
+  const redisKeyPrefix = `test:${randomUUID()}:`
+  const env = { LOGIN_MAX_FAILURES: '4', LOGIN_LOCK_WINDOW: '10m' }
+  const [one, two] = [await build(t, { redisKeyPrefix }, env), await build(t, { redisKeyPrefix }, env)]
+  const user = await createUser(one)
+  const wrong = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? one : two).inject(login(user.email, WRONG, `192.0.2.${i}`))))
+  const statuses = wrong.map(res => res.statusCode)
+  t.equal(statuses.filter(status => status === 401).length, 4, 'four 401s over both instances')
+  t.equal(statuses.filter(status => status === 429).length, 20, 'the rest 429')
+  assertError(t, await two.inject(login(user.email, PASSWORD)), 429, 'RATE_LIMITED', 'locked on the other instance too')
+
+  const other = await createUser(one)
+  const right = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? one : two).inject(login(other.email, PASSWORD))))
+  t.same(right.map(res => res.statusCode), Array(50).fill(200), '50 concurrent correct logins over both instances')
 })

@@ -5,6 +5,7 @@ import {
 } from '../errors.js'
 import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
+import type { AttemptOutcome } from '../lib/login-attempts.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as sessions from '../repositories/sessions.js'
@@ -22,20 +23,21 @@ export interface AccessClaims { sub: string, sid: string, typ: 'access' }
 const PASSWORD_RESET_TTL_MS = 3600_000
 
 /**
- * Per-account login throttling. login() calls assertAllowed before it looks at the password (it
- * throws 429 RATE_LIMITED while the account is locked) and reports each outcome. Failures for
- * unknown emails are reported too, so a lockout does not reveal which accounts exist.
+ * Login throttling. login() begins an attempt before it looks at the password (begin throws 429
+ * RATE_LIMITED while the account or address is locked) and ends it with its outcome: a wrong
+ * password counts as a failure, a right one never does. Unknown emails fail the same way, so a
+ * lockout does not reveal which accounts exist.
  */
 export interface LoginGuard {
-  assertAllowed (email: string, ctx: RequestContext): Promise<void>
-  recordFailure (email: string, ctx: RequestContext): Promise<void>
-  recordSuccess (email: string, ctx: RequestContext): Promise<void>
+  begin (email: string, ctx: RequestContext): Promise<LoginAttempt>
+}
+
+export interface LoginAttempt {
+  end (outcome: AttemptOutcome): Promise<void>
 }
 
 const openLoginGuard: LoginGuard = {
-  assertAllowed: async () => {},
-  recordFailure: async () => {},
-  recordSuccess: async () => {}
+  begin: async () => ({ end: async () => {} })
 }
 
 export interface AuthServiceDeps {
@@ -108,33 +110,37 @@ export function createAuthService ({
 
     async login (ctx: RequestContext, email: string, password: string): Promise<TokenPair> {
       const normalized = email.trim().toLowerCase()
-      await loginGuard.assertAllowed(normalized, ctx)
-      const account = await users.findCredentialsByEmail(db, normalized)
-      if (!account) {
-        await hasher.verifyDummy(password)
-        await insertAudit(db, ctx, { action: 'auth.login_failed', userId: null, changes: { reason: 'unknown_account' } })
-        await loginGuard.recordFailure(normalized, ctx)
-        throw invalidCredentials()
+      const attempt = await loginGuard.begin(normalized, ctx)
+      // Anything that ends the attempt before the password is judged (a database error) counts as nothing.
+      let outcome: AttemptOutcome = 'abandoned'
+      try {
+        const account = await users.findCredentialsByEmail(db, normalized)
+        if (!account) {
+          await hasher.verifyDummy(password)
+          outcome = 'failed'
+          await insertAudit(db, ctx, { action: 'auth.login_failed', userId: null, changes: { reason: 'unknown_account' } })
+          throw invalidCredentials()
+        }
+        const valid = await hasher.verify(account.passwordHash, password)
+        if (!valid || account.status === 'suspended') {
+          outcome = 'failed'
+          await insertAudit(db, ctx, { action: 'auth.login_failed', userId: account.id, changes: { reason: valid ? 'suspended' : 'wrong_password' } })
+          throw invalidCredentials()
+        }
+        // The password was right: whatever follows, this was not a guess.
+        outcome = 'passed'
+        if (account.status === 'pending' && config.requireEmailVerification) {
+          throw forbidden('Verify your email address before logging in')
+        }
+        return await db.transaction().execute(async trx => {
+          await users.recordLogin(trx, account.id)
+          const pair = await issueTokens(trx, ctx, account.id)
+          await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
+          return pair
+        })
+      } finally {
+        await attempt.end(outcome)
       }
-      const valid = await hasher.verify(account.passwordHash, password)
-      if (!valid || account.status === 'suspended') {
-        await insertAudit(db, ctx, { action: 'auth.login_failed', userId: account.id, changes: { reason: valid ? 'suspended' : 'wrong_password' } })
-        await loginGuard.recordFailure(normalized, ctx)
-        throw invalidCredentials()
-      }
-      if (account.status === 'pending' && config.requireEmailVerification) {
-        // The password was right: this is not a guess, so it must not count toward a lockout.
-        await loginGuard.recordSuccess(normalized, ctx)
-        throw forbidden('Verify your email address before logging in')
-      }
-      const pair = await db.transaction().execute(async trx => {
-        await users.recordLogin(trx, account.id)
-        const pair = await issueTokens(trx, ctx, account.id)
-        await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
-        return pair
-      })
-      await loginGuard.recordSuccess(normalized, ctx)
-      return pair
     },
 
     /**

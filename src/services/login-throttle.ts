@@ -1,13 +1,18 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { normalizeIP } from '@fastify/rate-limit'
 import type { Config } from '../config.js'
 import { rateLimited } from '../errors.js'
-import type { WindowCounter } from '../lib/window-counter.js'
+import type { AttemptStore, Budget } from '../lib/login-attempts.js'
 import type { LoginGuard } from './auth.js'
 
 // Keyed by a hash: Redis never holds an email address.
 const accountKey = (email: string) => `login:account:${createHash('sha256').update(email.trim().toLowerCase()).digest('base64url')}`
 const ipKey = (ip: string) => `login:ip:${normalizeIP(ip)}`
+
+/** How long a login waits for a place among the attempts running on its account before a 429. */
+const MAX_WAIT_MS = 10_000
+/** How often a waiting login looks again, for places freed on other instances. */
+const RETRY_MS = 25
 
 /**
  * Login lockout. LOGIN_MAX_FAILURES failed logins for one account (normalised email, known or
@@ -15,32 +20,58 @@ const ipKey = (ip: string) => `login:ip:${normalizeIP(ip)}`
  * ends, whatever the password; LOGIN_IP_MAX_FAILURES do the same for one client IP across
  * accounts (password spraying). The window starts at the first failure.
  *
- * Each attempt is counted up front, in assertAllowed, before the password is checked, and a
- * success takes it back: for one-at-a-time attempts that is exactly "count the failures", and
- * parallel guesses cannot all slip through while the count still looks low.
+ * Only failures count. So that parallel guesses cannot get past the limit either, a password is
+ * checked only while the failures so far plus the checks running now stay under it; a login
+ * beyond that waits for a running check to end (most often a success, which frees its place
+ * and clears the account's count), so 50 parallel correct logins all succeed, a few at a time.
  */
-export function createLoginThrottle (counter: WindowCounter, config: Pick<Config, 'loginMaxFailures' | 'loginLockWindowMs' | 'loginIpMaxFailures'>): LoginGuard {
+export function createLoginThrottle (store: AttemptStore, config: Pick<Config, 'loginMaxFailures' | 'loginLockWindowMs' | 'loginIpMaxFailures'>): LoginGuard {
   const windowMs = config.loginLockWindowMs
+  // Logins of this instance waiting for a place, woken as soon as one of its own attempts ends.
+  const waiting = new Map<string, Set<() => void>>()
+
+  function waitForPlace (key: string): Promise<void> {
+    return new Promise(resolve => {
+      const waiters = waiting.get(key) ?? new Set()
+      waiting.set(key, waiters)
+      const wake = () => {
+        clearTimeout(timer)
+        waiters.delete(wake)
+        if (waiters.size === 0 && waiting.get(key) === waiters) waiting.delete(key)
+        resolve()
+      }
+      const timer = setTimeout(wake, RETRY_MS)
+      waiters.add(wake)
+    })
+  }
+
   return {
-    async assertAllowed (email, ctx) {
-      const [account, client] = await Promise.all([
-        counter.hit(accountKey(email), windowMs),
-        ctx.ip ? counter.hit(ipKey(ctx.ip), windowMs) : undefined
-      ])
-      if (account.count > config.loginMaxFailures) {
-        throw rateLimited(account.ttlMs / 1000, 'Too many failed logins for this account; try again later')
+    async begin (email, ctx) {
+      const budgets: Budget[] = [{ key: accountKey(email), max: config.loginMaxFailures }]
+      if (ctx.ip) budgets.push({ key: ipKey(ctx.ip), max: config.loginIpMaxFailures })
+      const attemptId = randomUUID()
+      const giveUpAt = Date.now() + MAX_WAIT_MS
+      for (;;) {
+        const result = await store.acquire(budgets, attemptId)
+        if (result.state === 'acquired') break
+        const ofAccount = result.budget === 0
+        if (result.state === 'locked') {
+          throw rateLimited(result.ttlMs / 1000, ofAccount
+            ? 'Too many failed logins for this account; try again later'
+            : 'Too many failed logins from this address; try again later')
+        }
+        if (Date.now() >= giveUpAt) throw rateLimited(1, 'Too many logins at once; try again shortly')
+        await waitForPlace(budgets[result.budget].key)
       }
-      if (client && client.count > config.loginIpMaxFailures) {
-        throw rateLimited(client.ttlMs / 1000, 'Too many failed logins from this address; try again later')
+      return {
+        async end (outcome) {
+          try {
+            await store.end(budgets, attemptId, outcome, windowMs)
+          } finally {
+            for (const { key } of budgets) for (const wake of [...(waiting.get(key) ?? [])]) wake()
+          }
+        }
       }
-    },
-    // Already counted by assertAllowed.
-    async recordFailure () {},
-    async recordSuccess (email, ctx) {
-      await Promise.all([
-        counter.reset(accountKey(email)),
-        ctx.ip ? counter.hit(ipKey(ctx.ip), windowMs, -1) : undefined
-      ])
     }
   }
 }

@@ -3,7 +3,7 @@ import { createPasswordHasher, type PasswordHasher } from '../../lib/password.js
 import { createAuthService, type AuthService } from '../../services/auth.js'
 import { createUsersService, type UsersService } from '../../services/users.js'
 import { bootstrapAdmin } from '../../services/bootstrap.js'
-import { createResilientCounter } from '../../lib/window-counter.js'
+import { createResilientAttemptStore } from '../../lib/login-attempts.js'
 import { createResilientTtlCache } from '../../lib/ttl-cache.js'
 import type { TokenPair } from '../../../schemas/auth.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
@@ -27,7 +27,7 @@ export default fp(async function services (fastify) {
   fastify.decorate('hasher', hasher)
   const usersService = createUsersService({ db, config, hasher })
   fastify.decorate('usersService', usersService)
-  const loginGuard = createLoginThrottle(createResilientCounter(fastify.redis, fastify.log), config)
+  const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
   fastify.decorate('authService', createAuthService({ db, config, hasher, usersService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache }))
