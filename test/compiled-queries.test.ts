@@ -2,7 +2,7 @@ import {
   DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, type QueryResult
 } from 'kysely'
 import t from 'tap'
-import { CompiledQueries, runDirectly } from '../src/db/compiled-queries.js'
+import { CompiledQueries } from '../src/db/compiled-queries.js'
 import type { Database } from '../src/db/types.js'
 import { RowsCamelCasePlugin } from '../src/db/camel-case.js'
 
@@ -22,11 +22,10 @@ const byId = (db: Kysely<Database>, id: string) => () => db.selectFrom('users').
 t.test('compiles a shape once and binds each call to it', async t => {
   const db = database()
   const calls: Array<[string, readonly unknown[]]> = []
-  runDirectly(db, async (sql, parameters) => {
+  const compiled = new CompiledQueries(async (sql, parameters) => {
     calls.push([sql, parameters])
     return { rows: [{ id: parameters[0], firstName: 'Ada' }] } as QueryResult<unknown>
   })
-  const compiled = new CompiledQueries()
   const first = await compiled.run(db, 'byId', ['a'], byId(db, 'a'))
   const second = await compiled.run(db, 'byId', ['b'], byId(db, 'b'))
   t.same(first.rows, [{ id: 'a', firstName: 'Ada' }])
@@ -40,8 +39,7 @@ t.test('compiles a shape once and binds each call to it', async t => {
 t.test('a transaction keeps to its own connection, through Kysely', async t => {
   const db = database()
   let direct = 0
-  runDirectly(db, async () => { direct++; return { rows: [{ id: 'x' }] } })
-  const compiled = new CompiledQueries()
+  const compiled = new CompiledQueries(async () => { direct++; return { rows: [{ id: 'x' }] } })
   const result = await db.transaction().execute(trx => compiled.run(trx, 'byId', ['a'], byId(trx, 'a')))
   t.same(result.rows, [], 'answered by the transaction (the dummy driver has no rows)')
   t.equal(direct, 0)

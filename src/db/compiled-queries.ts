@@ -1,31 +1,24 @@
 import type { Compilable, CompiledQuery, QueryResult } from 'kysely'
-import type { Executor } from '../repositories/users.js'
+import type { Executor } from './executor.js'
 
 /** Runs a compiled statement on the database driver itself. */
 export type DirectRunner = (sql: string, parameters: readonly unknown[]) => Promise<QueryResult<unknown>>
-
-const directRunners = new WeakMap<object, DirectRunner>()
-
-/**
- * Lets statements compiled by CompiledQueries go straight to the driver when run on this
- * database outside a transaction, past Kysely's executor (connection provider, driver and
- * plugin layers, each an await). Refresh-only bench runs: service/floor CPU per request 1.41
- * before, about 1.2 after (README, Performance).
- */
-export function runDirectly (db: object, runner: DirectRunner) {
-  directRunners.set(db, runner)
-}
 
 /**
  * Kysely builds and compiles a query on every call (tens of µs for the wide user queries). On hot
  * paths a query is compiled once per shape (the SQL text depends only on it) and later calls only
  * bind their parameters. The caller lists the parameters in the order they appear in the SQL; the
  * first compile of each shape checks that list against Kysely's own, so a wrong order fails at once.
+ *
+ * With a direct runner (the PostgreSQL pool), statements run outside a transaction go straight to
+ * the driver, past Kysely's executor (connection provider, driver and plugin layers, each an
+ * await): refresh-only bench runs, service/floor CPU per request 1.41 before, about 1.2 after.
+ * One instance per database handle, so two apps in one process never share statements.
  */
 export class CompiledQueries {
   private readonly byShape = new Map<string, CompiledQuery>()
 
-  constructor (private readonly maxShapes = 500) {}
+  constructor (private readonly direct?: DirectRunner, private readonly maxShapes = 500) {}
 
   async run<R> (db: Executor, shape: string, parameters: readonly unknown[], build: () => Compilable<R>): Promise<QueryResult<R>> {
     let compiled = this.byShape.get(shape) as CompiledQuery<R> | undefined
@@ -36,8 +29,7 @@ export class CompiledQueries {
       }
       if (this.byShape.size < this.maxShapes) this.byShape.set(shape, compiled)
     }
-    const direct = db.isTransaction ? undefined : directRunners.get(db)
-    if (direct) return direct(compiled.sql, parameters) as Promise<QueryResult<R>>
+    if (this.direct && !db.isTransaction) return this.direct(compiled.sql, parameters) as Promise<QueryResult<R>>
     return db.executeQuery<R>({ ...compiled, parameters })
   }
 }

@@ -7,7 +7,7 @@ import type { Config } from '../config.js'
 import type { Database } from './types.js'
 import { PGliteDialect } from './pglite-dialect.js'
 import { RowsCamelCasePlugin } from './camel-case.js'
-import { runDirectly } from './compiled-queries.js'
+import { CompiledQueries } from './compiled-queries.js'
 
 export type DB = Kysely<Database>
 
@@ -20,6 +20,8 @@ export interface Listener {
 
 export interface DatabaseHandle {
   db: DB
+  /** This database's compiled hot statements (repositories run them through it). */
+  compiled: CompiledQueries
   kind: 'postgres' | 'embedded'
   ping (): Promise<void>
   /** LISTEN on a channel for as long as the handle is open. */
@@ -30,15 +32,25 @@ export interface DatabaseHandle {
 // int8 (count(*), bigint) as a JS number: every count we return is far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, value => Number(value))
 
-const statementNames = new Map<string, string>()
-
 /**
  * Kysely sends every query unnamed, so PostgreSQL parses and plans it anew each time. Naming
  * each parameterised statement by its text makes every connection prepare it once and then only
  * bind and execute. (Parameterless SQL, such as migration files, stays unnamed: it may hold
  * several statements.)
  */
-function preparedStatements (client: pg.PoolClient) {
+function createStatementNamer () {
+  const names = new Map<string, string>()
+  return function statementName (text: string) {
+    let name = names.get(text)
+    if (!name) {
+      name = `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
+      if (names.size < 5000) names.set(text, name)
+    }
+    return name
+  }
+}
+
+function preparedStatements (client: pg.PoolClient, statementName: (text: string) => string) {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
   client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
     if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0) return query(text, values, callback)
@@ -46,19 +58,11 @@ function preparedStatements (client: pg.PoolClient) {
   }) as typeof client.query
 }
 
-function statementName (text: string) {
-  let name = statementNames.get(text)
-  if (!name) {
-    name = `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
-    if (statementNames.size < 5000) statementNames.set(text, name)
-  }
-  return name
-}
-
 export async function connectDatabase (config: Config, log: FastifyBaseLogger): Promise<DatabaseHandle> {
   const camelCase = new RowsCamelCasePlugin()
   const plugins = [camelCase]
   if (config.databaseUrl) {
+    const statementName = createStatementNamer()
     const pool = new pg.Pool({
       connectionString: config.databaseUrl,
       max: config.dbPoolSize,
@@ -75,10 +79,10 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
     // client's own 'error' event needs a listener or it would crash the process.
     pool.on('connect', client => {
       client.on('error', err => log.warn({ err }, 'database connection lost'))
-      preparedStatements(client)
+      preparedStatements(client, statementName)
     })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins })
-    runDirectly(db, async (text, parameters) => {
+    const compiled = new CompiledQueries(async (text, parameters) => {
       const name = parameters.length > 0 ? statementName(text) : undefined
       const { fields, rows } = await pool.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
       return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
@@ -122,6 +126,7 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
 
     return {
       db,
+      compiled,
       kind: 'postgres',
       ping: async () => { await sql`select 1`.execute(db) },
       listen,
@@ -141,6 +146,7 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
   const db = new Kysely<Database>({ dialect: new PGliteDialect(client), plugins })
   return {
     db,
+    compiled: new CompiledQueries(),
     kind: 'embedded',
     ping: async () => { await sql`select 1`.execute(db) },
     // One process owns the embedded database, so nothing is ever missed.

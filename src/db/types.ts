@@ -16,6 +16,10 @@ export interface UsersTable {
   updatedAt: Timestamp
   deletedAt: NullableTimestamp
   erasedAt: NullableTimestamp
+  /** Read model, kept by triggers from user_roles and roles (migration 003). */
+  roleNames: ColumnType<string[], never, never>
+  /** Read model, kept by triggers from user_profiles (migration 003). */
+  profile: ColumnType<unknown, never, never>
 }
 
 export interface UserProfilesTable {

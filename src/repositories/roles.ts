@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
-import type { Executor } from './users.js'
+import type { Executor } from '../db/executor.js'
 
 const COLUMNS = ['id', 'name', 'description', 'permissions', 'builtIn', 'createdAt', 'updatedAt'] as const
 
@@ -38,9 +38,4 @@ export async function deleteRole (db: Executor, id: string) {
 export async function countRoleHolders (db: Executor, roleId: string) {
   const row = await db.selectFrom('userRoles').select(sql<number>`count(*)::int`.as('count')).where('roleId', '=', roleId).executeTakeFirstOrThrow()
   return row.count
-}
-
-/** Serialises every change that could leave no administrator (the users service takes the same lock). */
-export async function lockAdministrators (trx: Transaction<Database>) {
-  await sql`select pg_advisory_xact_lock(hashtext('user-management:administrators'))`.execute(trx)
 }

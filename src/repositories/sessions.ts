@@ -1,8 +1,6 @@
 import { sql } from 'kysely'
-import { CompiledQueries } from '../db/compiled-queries.js'
-import type { Executor } from './users.js'
-
-const compiled = new CompiledQueries()
+import type { CompiledQueries } from '../db/compiled-queries.js'
+import type { Executor } from '../db/executor.js'
 
 export async function createSession (db: Executor, session: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date }) {
   const row = await db.insertInto('userSessions')
@@ -21,7 +19,7 @@ export async function insertRefreshToken (db: Executor, token: { sessionId: stri
  * successor with the session's expiry. Of several concurrent callers exactly one gets a row back:
  * the others wait for its row lock, then see spent_at set, and nothing is written for them.
  */
-export async function rotateRefreshToken (db: Executor, tokenHash: string, successorHash: string) {
+export async function rotateRefreshToken (db: Executor, compiled: CompiledQueries, tokenHash: string, successorHash: string) {
   const result = await compiled.run(db, 'rotateRefreshToken', [tokenHash, successorHash], () => {
     const query = sql<{ sessionId: string, userId: string, expiresAt: Date }>`
       with spent as (

@@ -1,29 +1,13 @@
 import { sql } from 'kysely'
-import type { Executor } from './users.js'
+import type { Executor } from '../db/executor.js'
 
 /**
  * Password reset and email verification tokens. Only their SHA-256 is stored; a token is spent by
  * a conditional UPDATE, so it can be used once even when two requests race.
  */
 
-/**
- * Queues a password reset for the live, not suspended user with that email, in one statement:
- * the token row and its outbox email exist together or not at all, and a request for an unknown
- * address costs the same single round trip as one for a known address.
- */
-export async function requestPasswordReset (db: Executor, request: { email: string, token: string, tokenHash: string, expiresAt: Date }) {
-  await sql`
-    with target as (
-      select id, email from users
-      where lower(email) = ${request.email.toLowerCase()} and deleted_at is null and erased_at is null and status <> 'suspended'
-    ), token as (
-      insert into password_reset_tokens (user_id, token_hash, expires_at)
-      select id, ${request.tokenHash}::text, ${request.expiresAt}::timestamptz from target
-      returning user_id
-    )
-    insert into email_outbox (to_address, template, payload)
-    select t.email, 'password_reset', jsonb_build_object('token', ${request.token}::text, 'userId', t.id)
-    from target t join token on token.user_id = t.id`.execute(db)
+export async function insertPasswordReset (db: Executor, token: { userId: string, tokenHash: string, expiresAt: Date }) {
+  await db.insertInto('passwordResetTokens').values(token).execute()
 }
 
 /** The user a usable reset token belongs to (nothing when it is unknown, spent or expired). */

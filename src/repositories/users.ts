@@ -1,34 +1,106 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
-import { CompiledQueries } from '../db/compiled-queries.js'
+import { sql, type RawBuilder, type Transaction } from 'kysely'
+import type { CompiledQueries } from '../db/compiled-queries.js'
+import type { Executor } from '../db/executor.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
-import type { ProfileInput } from '../../schemas/user.js'
+import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
 
-export type Executor = Kysely<Database> | Transaction<Database>
+export type { Executor }
 
-const rolesOfUser = sql<string[]>`array(select r.name from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id order by r.name)`
-
-/** The columns that make up a user as returned, profile and role names included. */
+/**
+ * The columns that make up a user as returned. Role names and the profile come from the read
+ * model on users (migration 003, kept by triggers), so a user is one row with no join.
+ */
 export function selectUsers (db: Executor) {
   return db.selectFrom('users as u')
-    .leftJoin('userProfiles as p', 'p.userId', 'u.id')
     .select([
       'u.id', 'u.email', 'u.firstName', 'u.lastName', 'u.status', 'u.emailVerified', 'u.lastLoginAt',
-      'u.createdAt', 'u.updatedAt', 'u.deletedAt',
-      'p.userId as profileUserId', 'p.bio', 'p.avatarUrl', 'p.phone', 'p.locale', 'p.timezone',
-      rolesOfUser.as('roles')
+      'u.createdAt', 'u.updatedAt', 'u.deletedAt', 'u.roleNames as roles',
+      sql<Profile | null>`u.profile`.as('profile')
     ])
 }
 export type UserWithRelationsRow = Awaited<ReturnType<ReturnType<typeof selectUsers>['executeTakeFirstOrThrow']>>
 
-const compiled = new CompiledQueries()
-
 /** The hottest read; compiled once per variant. */
-export async function findUserById (db: Executor, id: string, includeDeleted = false): Promise<UserWithRelationsRow | undefined> {
+export async function findUserById (db: Executor, compiled: CompiledQueries, id: string, includeDeleted = false): Promise<UserWithRelationsRow | undefined> {
   const result = await compiled.run(db, includeDeleted ? 'userById:all' : 'userById:live', [id], () => {
     const query = selectUsers(db).where('u.id', '=', id).where('u.erasedAt', 'is', null)
     return includeDeleted ? query : query.where('u.deletedAt', 'is', null)
   })
   return result.rows[0]
+}
+
+export const USER_SORT_KEYS = ['createdAt', 'email', 'lastName'] as const
+export type UserSortKey = typeof USER_SORT_KEYS[number]
+
+export interface UserListFilter {
+  sort: UserSortKey
+  descending: boolean
+  includeDeleted: boolean
+  status?: UserStatus
+  emailVerified?: boolean
+  createdAfter?: Date
+  createdBefore?: Date
+  role?: string
+  /** Searched in email and names. */
+  q?: string
+  /** Keyset paging: rows after this position in the sort order. */
+  after?: { value: string | Date, id: string }
+  limit: number
+  offset: number
+  /** Also count every row that matches the filters. */
+  withTotal: boolean
+}
+
+/**
+ * A page of users and, when asked, the exact number that match. Each filter's SQL is built only
+ * when its shape is first compiled; later calls gather only the parameters.
+ */
+export async function listUsers (db: Executor, compiled: CompiledQueries, filter: UserListFilter) {
+  const conditions: Array<() => RawBuilder<boolean>> = [() => sql`u.erased_at is null`]
+  const filterParameters: unknown[] = []
+  const where = (condition: () => RawBuilder<boolean>, ...values: unknown[]) => {
+    conditions.push(condition)
+    filterParameters.push(...values)
+  }
+  const { status, emailVerified, createdAfter, createdBefore, role, q, after } = filter
+  if (!filter.includeDeleted) where(() => sql`u.deleted_at is null`)
+  if (status !== undefined) where(() => sql`u.status = ${status}`, status)
+  if (emailVerified !== undefined) where(() => sql`u.email_verified = ${emailVerified}`, emailVerified)
+  if (createdAfter) where(() => sql`u.created_at > ${createdAfter}`, createdAfter)
+  if (createdBefore) where(() => sql`u.created_at < ${createdBefore}`, createdBefore)
+  if (role !== undefined) where(() => sql`u.role_names @> array[${role}]::text[]`, role)
+  const pattern = q === undefined ? undefined : '%' + escapeLike(q) + '%'
+  if (pattern !== undefined) where(() => sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${pattern}`, pattern)
+  const filters = () => sql<boolean>`${sql.join(conditions.map(condition => condition()), sql` and `)}`
+  const shapeKey = JSON.stringify([filter.sort, filter.descending, filter.includeDeleted, status !== undefined,
+    emailVerified !== undefined, createdAfter !== undefined, createdBefore !== undefined, role !== undefined,
+    q !== undefined, after !== undefined])
+
+  const column = (`u.${filter.sort}`) as `u.${UserSortKey}`
+  const direction = filter.descending ? 'desc' : 'asc'
+  const rowParameters = [...filterParameters]
+  let keyset = () => sql<boolean>`true`
+  if (after) {
+    keyset = filter.descending
+      ? () => sql`(${sql.ref(column)}, u.id) < (${after.value}, ${after.id})`
+      : () => sql`(${sql.ref(column)}, u.id) > (${after.value}, ${after.id})`
+    rowParameters.push(after.value, after.id)
+  }
+  rowParameters.push(filter.limit, filter.offset)
+  const [rows, total] = await Promise.all([
+    compiled.run(db, `rows:${shapeKey}`, rowParameters, () => selectUsers(db)
+      .where(filters())
+      .where(keyset())
+      .orderBy(column, direction).orderBy('u.id', direction)
+      .limit(filter.limit)
+      .offset(filter.offset)).then(result => result.rows),
+    filter.withTotal
+      ? compiled.run(db, `count:${shapeKey}`, filterParameters, () => db.selectFrom('users as u')
+        .where(filters())
+        .select(sql<number>`count(*)::int`.as('total'))).then(result => result.rows[0].total)
+      : null
+  ])
+  return { rows, total }
 }
 
 /** Locks the user's row for the rest of the transaction (read-check-write without lost updates). */
@@ -99,24 +171,15 @@ export async function replaceUserRoles (db: Executor, userId: string, roleIds: s
   if (roleIds.length > 0) await db.insertInto('userRoles').values(roleIds.map(roleId => ({ userId, roleId }))).execute()
 }
 
+export async function addUserRole (db: Executor, userId: string, roleId: string) {
+  await db.insertInto('userRoles').values({ userId, roleId }).onConflict(oc => oc.doNothing()).execute()
+}
+
 export function findRolesByName (db: Executor, names: string[]) {
   if (names.length === 0) return Promise.resolve([])
   return db.selectFrom('roles').select(['id', 'name', 'permissions']).where('name', 'in', names).execute()
 }
 
-/** The number of live, active users holding a role with roles:manage: the ones who can still administer. */
-export async function countAdministrators (db: Executor) {
-  const row = await db.selectFrom('users as u')
-    .select(sql<number>`count(distinct u.id)::int`.as('count'))
-    .innerJoin('userRoles as ur', 'ur.userId', 'u.id')
-    .innerJoin('roles as r', 'r.id', 'ur.roleId')
-    .where('u.deletedAt', 'is', null)
-    .where('u.status', '=', 'active')
-    .where(sql<boolean>`'roles:manage' = any(r.permissions)`)
-    .executeTakeFirstOrThrow()
-  return row.count
-}
-
-export function escapeLike (text: string) {
+function escapeLike (text: string) {
   return text.replace(/[\\%_]/g, ch => `\\${ch}`)
 }

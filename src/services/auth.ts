@@ -1,4 +1,5 @@
 import type { Config } from '../config.js'
+import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
 import {
   forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized
@@ -10,6 +11,7 @@ import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as sessions from '../repositories/sessions.js'
 import * as tokens from '../repositories/tokens.js'
+import { enqueueEmail } from '../repositories/outbox.js'
 import * as users from '../repositories/users.js'
 import type { Executor } from '../repositories/users.js'
 import type { Register, Session, TokenPair } from '../../schemas/auth.js'
@@ -42,6 +44,7 @@ const openLoginGuard: LoginGuard = {
 
 export interface AuthServiceDeps {
   db: DB
+  compiled: CompiledQueries
   config: Config
   hasher: PasswordHasher
   usersService: UsersService
@@ -55,11 +58,11 @@ export interface AuthServiceDeps {
 }
 
 export function createAuthService ({
-  db, config, hasher, usersService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
+  db, compiled, config, hasher, usersService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, and its refresh token. */
   async function tokenPair (ex: Executor, userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
-    const row = await users.findUserById(ex, userId)
+    const row = await users.findUserById(ex, compiled, userId)
     if (!row) throw unauthorized('The refresh token is invalid or expired')
     return {
       accessToken: signAccessToken({ sub: userId, sid: sessionId, typ: 'access' }),
@@ -152,7 +155,7 @@ export function createAuthService ({
       const tokenHash = hashToken(refreshToken)
       const successor = randomToken()
       const rotate = async (ex: Executor) => {
-        const rotated = await sessions.rotateRefreshToken(ex, tokenHash, hashToken(successor))
+        const rotated = await sessions.rotateRefreshToken(ex, compiled, tokenHash, hashToken(successor))
         return rotated && tokenPair(ex, rotated.userId, rotated.sessionId, successor)
       }
       const pair = config.refreshReuseGraceSec === 0
@@ -211,9 +214,13 @@ export function createAuthService ({
 
     /** Queues a reset email when the address belongs to an account; the caller learns nothing either way. */
     async forgotPassword (email: string) {
+      const account = await users.findCredentialsByEmail(db, email.trim().toLowerCase())
+      // A suspended account cannot log in, so it gets no way back in by email either.
+      if (!account || account.status === 'suspended') return
       const token = randomToken()
-      await tokens.requestPasswordReset(db, {
-        email: email.trim(), token, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + PASSWORD_RESET_TTL_MS)
+      await db.transaction().execute(async trx => {
+        await tokens.insertPasswordReset(trx, { userId: account.id, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + PASSWORD_RESET_TTL_MS) })
+        await enqueueEmail(trx, account.email, 'password_reset', { token, userId: account.id })
       })
     },
 
@@ -278,7 +285,7 @@ export function createAuthService ({
     },
 
     async me (userId: string, permissions: Iterable<string>) {
-      const row = await users.findUserById(db, userId)
+      const row = await users.findUserById(db, compiled, userId)
       if (!row) throw notFound('User')
       return { ...toUser(row), permissions: [...permissions].sort() }
     }

@@ -1,10 +1,10 @@
-import { sql } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import type { DB } from '../db/connect.js'
 import type { PasswordHasher } from '../lib/password.js'
 import { passwordProblems } from '../lib/password.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as users from '../repositories/users.js'
+import { liveAdminExists, lockBootstrap } from '../repositories/administrators.js'
 
 /** Creates the configured admin when no live admin exists (once, even with several instances starting). */
 export async function bootstrapAdmin (db: DB, hasher: PasswordHasher, email: string, password: string, log: FastifyBaseLogger) {
@@ -12,12 +12,8 @@ export async function bootstrapAdmin (db: DB, hasher: PasswordHasher, email: str
   if (problems.length > 0) throw new Error(`ADMIN_PASSWORD ${problems.map(p => p.message).join(', ')}`)
   const passwordHash = await hasher.hash(password)
   await db.transaction().execute(async trx => {
-    await sql`select pg_advisory_xact_lock(hashtext('user-management:bootstrap-admin'))`.execute(trx)
-    const admins = await trx.selectFrom('users as u')
-      .innerJoin('userRoles as ur', 'ur.userId', 'u.id')
-      .innerJoin('roles as r', 'r.id', 'ur.roleId')
-      .select('u.id').where('r.name', '=', 'admin').where('u.deletedAt', 'is', null).limit(1).execute()
-    if (admins.length > 0) return
+    await lockBootstrap(trx)
+    if (await liveAdminExists(trx)) return
     const context = { actorId: null, ip: null, userAgent: null, requestId: 'bootstrap' }
     const [adminRole] = await users.findRolesByName(trx, ['admin'])
     const existing = await users.findCredentialsByEmail(trx, email)
@@ -27,7 +23,7 @@ export async function bootstrapAdmin (db: DB, hasher: PasswordHasher, email: str
         log.warn('ADMIN_EMAIL belongs to an existing user whose password differs from ADMIN_PASSWORD; not promoting it')
         return
       }
-      await trx.insertInto('userRoles').values({ userId: existing.id, roleId: adminRole.id }).onConflict(oc => oc.doNothing()).execute()
+      await users.addUserRole(trx, existing.id, adminRole.id)
       await insertAudit(trx, context, { action: 'user.roles_changed', userId: existing.id, changes: { roles: { added: ['admin'] } } })
       log.info('bootstrap admin promoted')
       return

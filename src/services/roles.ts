@@ -3,7 +3,9 @@ import type { RoleRow } from '../db/types.js'
 import { conflict, notFound } from '../errors.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as roles from '../repositories/roles.js'
-import { countAdministrators } from '../repositories/users.js'
+import { lockAdministrators } from '../repositories/administrators.js'
+import { changesBetween } from '../lib/changes.js'
+import { assertAdministratorRemains } from './administrators.js'
 import type { Role, RoleInput } from '../../schemas/role.js'
 import type { RequestContext } from './context.js'
 
@@ -68,15 +70,12 @@ export function createRolesService ({ db }: { db: DB }) {
       const values = valuesOf(input)
       return db.transaction().execute(async trx => {
         // Taken first, as the users service does, so the two never wait on each other in opposite orders.
-        await roles.lockAdministrators(trx)
+        await lockAdministrators(trx)
         const before = toRole(await lockCustomRole(trx, id))
         if (values.name !== before.name && await roles.findRoleByName(trx, values.name)) throw nameTaken(values.name)
         const after = toRole(await roles.updateRole(trx, id, values))
-        if (await countAdministrators(trx) === 0) throw conflict('This change would leave no active administrator')
-        const changes: Record<string, unknown> = { roleId: id }
-        for (const key of ['name', 'description', 'permissions'] as const) {
-          if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changes[key] = { from: before[key], to: after[key] }
-        }
+        await assertAdministratorRemains(trx)
+        const changes = { roleId: id, ...changesBetween(before, after, ['name', 'description', 'permissions']) }
         await insertAudit(trx, ctx, { action: 'role.updated', userId: null, changes })
         return after
       })

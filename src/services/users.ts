@@ -1,30 +1,27 @@
-import { sql, type RawBuilder, type Transaction } from 'kysely'
+import type { Transaction } from 'kysely'
 import type { Config } from '../config.js'
 import type { DB } from '../db/connect.js'
-import { CompiledQueries } from '../db/compiled-queries.js'
+import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Database } from '../db/types.js'
-import {
-  conflict, forbidden, notFound, preconditionFailed, validationError
-} from '../errors.js'
+import { forbidden, notFound, preconditionFailed, validationError } from '../errors.js'
+import { changesBetween } from '../lib/changes.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
 import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
+import { lockAdministrators } from '../repositories/administrators.js'
 import * as users from '../repositories/users.js'
-import type { Executor, UserWithRelationsRow } from '../repositories/users.js'
+import type { Executor, UserListFilter, UserSortKey, UserWithRelationsRow } from '../repositories/users.js'
 import {
   USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate,
   type UserListQuery, type UserPatch, type UserReplace, type UserField
 } from '../../schemas/user.js'
+import { assertAdministratorRemains } from './administrators.js'
 import { can, type RequestContext } from './context.js'
 import { queueEmailVerification } from './email-verification.js'
 
 const iso = (d: Date | null) => d === null ? null : d.toISOString()
-
-export function toProfile (row: Pick<UserWithRelationsRow, 'bio' | 'avatarUrl' | 'phone' | 'locale' | 'timezone'>): Profile {
-  return { bio: row.bio, avatarUrl: row.avatarUrl, phone: row.phone, locale: row.locale, timezone: row.timezone }
-}
 
 export function toUser (row: UserWithRelationsRow): User {
   return {
@@ -35,17 +32,13 @@ export function toUser (row: UserWithRelationsRow): User {
     status: row.status,
     emailVerified: row.emailVerified,
     roles: row.roles,
-    profile: row.profileUserId ? toProfile(row) : null,
+    profile: row.profile,
     lastLoginAt: iso(row.lastLoginAt),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
     deletedAt: iso(row.deletedAt)
   }
 }
-
-const compiledLists = new CompiledQueries()
-
-const SORT_COLUMNS = { createdAt: 'u.createdAt', email: 'u.email', lastName: 'u.lastName' } as const
 
 function parseFields (fields: string | undefined): UserField[] | undefined {
   if (fields === undefined) return undefined
@@ -64,20 +57,13 @@ function pick (user: User, fields: UserField[] | undefined): Partial<User> {
   return out
 }
 
-/** What changed between two representations, for the audit row (never a secret: users hold none). */
-function diff (before: User, after: User): Record<string, { from: unknown, to: unknown }> {
-  const changes: Record<string, { from: unknown, to: unknown }> = {}
-  for (const key of ['email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile', 'deletedAt'] as const) {
-    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changes[key] = { from: before[key], to: after[key] }
-  }
-  return changes
-}
+const AUDITED_FIELDS = ['email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile', 'deletedAt'] as const
 
-export interface UsersServiceDeps { db: DB, config: Config, hasher: PasswordHasher }
+export interface UsersServiceDeps { db: DB, compiled: CompiledQueries, config: Config, hasher: PasswordHasher }
 
-export function createUsersService ({ db, hasher }: UsersServiceDeps) {
+export function createUsersService ({ db, compiled, hasher }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
-    const row = await users.findUserById(ex, id, includeDeleted)
+    const row = await users.findUserById(ex, compiled, id, includeDeleted)
     if (!row) throw notFound('User')
     return toUser(row)
   }
@@ -89,32 +75,29 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
     return roles.map(r => r.id)
   }
 
-  // Serialises changes that could leave no administrator (role, status and delete changes).
-  async function lockAdministrators (trx: Transaction<Database>) {
-    await sql`select pg_advisory_xact_lock(hashtext('user-management:administrators'))`.execute(trx)
-  }
-
-  async function assertAdministratorRemains (trx: Transaction<Database>) {
-    if (await users.countAdministrators(trx) === 0) throw conflict('This change would leave no active administrator')
-  }
-
   function assertMayManage (ctx: RequestContext, body: { roles?: unknown, status?: unknown }) {
     if ((body.roles !== undefined || body.status !== undefined) && !can(ctx, 'roles:manage')) {
       throw forbidden('Only a caller with roles:manage may set roles or status')
     }
   }
 
+  /** Locks the live user for the rest of the transaction and checks If-Match against it: the user as it was. */
+  async function lockForChange (trx: Transaction<Database>, id: string, ifMatch: string | undefined): Promise<User> {
+    if (!await users.lockUser(trx, id)) throw notFound('User')
+    const before = await load(trx, id)
+    if (ifMatch !== undefined && !etagMatches(ifMatch, etagOf(before))) throw preconditionFailed()
+    return before
+  }
+
   /** Applies a change to a user inside one transaction: lock, check the ETag, write, audit. */
   async function change (ctx: RequestContext, id: string, ifMatch: string | undefined,
     apply: (trx: Transaction<Database>, before: User) => Promise<void>, action = 'user.updated') {
     const after = await db.transaction().execute(async trx => {
-      if (!await users.lockUser(trx, id)) throw notFound('User')
-      const before = await load(trx, id)
-      if (ifMatch !== undefined && !etagMatches(ifMatch, etagOf(before))) throw preconditionFailed()
+      const before = await lockForChange(trx, id, ifMatch)
       await apply(trx, before)
       await users.updateUser(trx, id, {})
       const after = await load(trx, id)
-      const changes = diff(before, after)
+      const changes = changesBetween(before, after, AUDITED_FIELDS)
       await insertAudit(trx, ctx, { action, userId: id, changes })
       if (changes.roles) await insertAudit(trx, ctx, { action: 'user.roles_changed', userId: id, changes: { roles: changes.roles } })
       return after
@@ -177,82 +160,41 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
     async list (query: UserListQuery) {
       const fields = parseFields(query.fields)
       const descending = query.sort.startsWith('-')
-      const sortKey = query.sort.replace('-', '') as keyof typeof SORT_COLUMNS
-      const column = SORT_COLUMNS[sortKey]
+      const sort = query.sort.replace('-', '') as UserSortKey
       const fingerprint = listFingerprint([query.sort, query.q, query.role, query.status, query.emailVerified,
         query.createdAfter, query.createdBefore, query.includeDeleted])
-
-      // Only the parameters are gathered on every call; each condition's SQL is built when its
-      // shape is first compiled (the rows and the count query are compiled once per shape).
-      const conditions: Array<() => RawBuilder<boolean>> = [() => sql`u.erased_at is null`]
-      const filterParameters: unknown[] = []
-      const shape: unknown[] = [query.sort, query.includeDeleted]
-      const where = (condition: () => RawBuilder<boolean>, ...values: unknown[]) => {
-        conditions.push(condition)
-        filterParameters.push(...values)
-      }
-      if (!query.includeDeleted) where(() => sql`u.deleted_at is null`)
-      if (query.status) where(() => sql`u.status = ${query.status}`, query.status)
-      if (query.emailVerified !== undefined) where(() => sql`u.email_verified = ${query.emailVerified}`, query.emailVerified)
-      if (query.createdAfter) {
-        const after = new Date(query.createdAfter)
-        where(() => sql`u.created_at > ${after}`, after)
-      }
-      if (query.createdBefore) {
-        const before = new Date(query.createdBefore)
-        where(() => sql`u.created_at < ${before}`, before)
-      }
-      if (query.role) {
-        where(() => sql`exists (select 1 from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = u.id and r.name = ${query.role})`, query.role)
-      }
-      if (query.q) {
-        const pattern = '%' + users.escapeLike(query.q) + '%'
-        where(() => sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${pattern}`, pattern)
-      }
-      shape.push(query.status !== undefined, query.emailVerified !== undefined, query.createdAfter !== undefined,
-        query.createdBefore !== undefined, query.role !== undefined, query.q !== undefined, query.cursor !== undefined)
-      const filters = () => sql<boolean>`${sql.join(conditions.map(condition => condition()), sql` and `)}`
-
-      const rowParameters = [...filterParameters]
-      let keyset = () => sql<boolean>`true`
+      let after: UserListFilter['after']
       if (query.cursor) {
         const position = decodeCursor(query.cursor, fingerprint)
-        const value = sortKey === 'createdAt' ? new Date(position.value) : position.value
+        const value = sort === 'createdAt' ? new Date(position.value) : position.value
         if (value instanceof Date && Number.isNaN(value.getTime())) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
-        keyset = descending
-          ? () => sql`(${sql.ref(column)}, u.id) < (${value}, ${position.id})`
-          : () => sql`(${sql.ref(column)}, u.id) > (${value}, ${position.id})`
-        rowParameters.push(value, position.id)
+        after = { value, id: position.id }
       }
-
-      const direction = descending ? 'desc' : 'asc'
-      const limit = query.limit + 1
-      const offset = query.cursor ? 0 : (query.page - 1) * query.limit
-      rowParameters.push(limit, offset)
-      const shapeKey = JSON.stringify(shape)
-      const rowsQuery = compiledLists.run(db, `rows:${shapeKey}`, rowParameters, () => users.selectUsers(db)
-        .where(filters())
-        .where(keyset())
-        .orderBy(column, direction).orderBy('u.id', direction)
-        .limit(limit)
-        .offset(offset))
-      const [rows, total] = await Promise.all([
-        rowsQuery.then(result => result.rows),
-        query.cursor
-          ? null
-          : compiledLists.run(db, `count:${shapeKey}`, filterParameters, () => db.selectFrom('users as u')
-            .where(filters())
-            .select(sql<number>`count(*)::int`.as('total'))).then(result => result.rows[0].total)
-      ])
+      const { rows, total } = await users.listUsers(db, compiled, {
+        sort,
+        descending,
+        includeDeleted: query.includeDeleted,
+        status: query.status,
+        emailVerified: query.emailVerified,
+        createdAfter: query.createdAfter === undefined ? undefined : new Date(query.createdAfter),
+        createdBefore: query.createdBefore === undefined ? undefined : new Date(query.createdBefore),
+        role: query.role,
+        q: query.q,
+        after,
+        // One more than asked: whether it comes back tells if there is a next page.
+        limit: query.limit + 1,
+        offset: after ? 0 : (query.page - 1) * query.limit,
+        withTotal: !after
+      })
 
       const hasNext = rows.length > query.limit
       const visible = rows.slice(0, query.limit).map(toUser)
       const last = visible[visible.length - 1]
       const nextCursor = hasNext && last
-        ? encodeCursor(fingerprint, { value: sortKey === 'createdAt' ? last.createdAt : last[sortKey], id: last.id })
+        ? encodeCursor(fingerprint, { value: last[sort], id: last.id })
         : null
       const pagination: Pagination = {
-        page: query.cursor ? null : query.page,
+        page: after ? null : query.page,
         limit: query.limit,
         total,
         totalPages: total === null ? null : Math.ceil(total / query.limit),
@@ -302,9 +244,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
 
     async remove (ctx: RequestContext, id: string, ifMatch?: string) {
       await db.transaction().execute(async trx => {
-        if (!await users.lockUser(trx, id)) throw notFound('User')
-        const before = await load(trx, id)
-        if (ifMatch !== undefined && !etagMatches(ifMatch, etagOf(before))) throw preconditionFailed()
+        await lockForChange(trx, id, ifMatch)
         await lockAdministrators(trx)
         const now = new Date()
         await users.updateUser(trx, id, { deletedAt: now })

@@ -22,15 +22,15 @@ declare module 'fastify' {
 
 export default fp(async function services (fastify) {
   const { config } = fastify
-  const db = fastify.database.db
+  const { db, compiled } = fastify.database
   const hasher = createPasswordHasher(config.argon2MemoryKiB)
   fastify.decorate('hasher', hasher)
-  const usersService = createUsersService({ db, config, hasher })
+  const usersService = createUsersService({ db, compiled, config, hasher })
   fastify.decorate('usersService', usersService)
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  fastify.decorate('authService', createAuthService({ db, config, hasher, usersService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache }))
+  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {

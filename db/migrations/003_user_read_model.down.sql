@@ -1,0 +1,10 @@
+DROP INDEX users_live_idx;
+DROP INDEX users_role_names_idx;
+DROP TRIGGER user_profiles_keep_profile ON user_profiles;
+DROP FUNCTION user_profiles_keep_profile();
+DROP TRIGGER roles_keep_role_names ON roles;
+DROP FUNCTION roles_keep_role_names();
+DROP TRIGGER user_roles_keep_role_names ON user_roles;
+DROP FUNCTION user_roles_keep_role_names();
+DROP FUNCTION users_refresh_role_names(uuid);
+ALTER TABLE users DROP COLUMN profile, DROP COLUMN role_names;

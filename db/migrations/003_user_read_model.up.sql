@@ -1,0 +1,72 @@
+-- A read model on users itself: the role names and the profile of each user, kept by the database
+-- from user_roles, roles and user_profiles (which stay the source of truth), so reading a user or a
+-- page of users is one row each from one index, with no join or subquery per row.
+ALTER TABLE users
+  ADD COLUMN role_names text[] NOT NULL DEFAULT '{}',
+  ADD COLUMN profile jsonb;
+
+-- Recomputed from the source tables rather than patched, so it cannot drift. The row lock comes
+-- first: a concurrent change of the same user's roles then waits for the other to commit, and the
+-- recomputing statement (a new snapshot in READ COMMITTED) sees it. NO KEY UPDATE, the lock the
+-- UPDATE takes anyway, does not conflict with the KEY SHARE lock that inserting into user_roles
+-- took on the same row for its foreign key, so two such inserts never deadlock.
+CREATE FUNCTION users_refresh_role_names(target uuid) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM 1 FROM users WHERE id = target FOR NO KEY UPDATE;
+  UPDATE users SET role_names = coalesce(
+    (SELECT array_agg(r.name ORDER BY r.name) FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = target),
+    '{}')
+  WHERE id = target;
+END
+$$;
+
+CREATE FUNCTION user_roles_keep_role_names() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN PERFORM users_refresh_role_names(OLD.user_id); END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.user_id <> OLD.user_id) THEN
+    PERFORM users_refresh_role_names(NEW.user_id);
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER user_roles_keep_role_names
+  AFTER INSERT OR UPDATE OR DELETE ON user_roles
+  FOR EACH ROW EXECUTE FUNCTION user_roles_keep_role_names();
+
+CREATE FUNCTION roles_keep_role_names() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM users_refresh_role_names(ur.user_id) FROM user_roles ur WHERE ur.role_id = NEW.id;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER roles_keep_role_names
+  AFTER UPDATE OF name ON roles
+  FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+  EXECUTE FUNCTION roles_keep_role_names();
+
+CREATE FUNCTION user_profiles_keep_profile() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    UPDATE users SET profile = NULL WHERE id = OLD.user_id;
+  ELSE
+    UPDATE users SET profile = jsonb_build_object(
+      'bio', NEW.bio, 'avatarUrl', NEW.avatar_url, 'phone', NEW.phone, 'locale', NEW.locale, 'timezone', NEW.timezone)
+    WHERE id = NEW.user_id;
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER user_profiles_keep_profile
+  AFTER INSERT OR UPDATE OR DELETE ON user_profiles
+  FOR EACH ROW EXECUTE FUNCTION user_profiles_keep_profile();
+
+UPDATE users u SET role_names = coalesce(
+  (SELECT array_agg(r.name ORDER BY r.name) FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = u.id),
+  '{}');
+UPDATE users u SET profile = jsonb_build_object(
+  'bio', p.bio, 'avatarUrl', p.avatar_url, 'phone', p.phone, 'locale', p.locale, 'timezone', p.timezone)
+FROM user_profiles p WHERE p.user_id = u.id;
+
+CREATE INDEX users_role_names_idx ON users USING gin (role_names);
+-- Counting the live users (the exact total of an unfiltered page) reads this small index only.
+CREATE INDEX users_live_idx ON users (created_at) WHERE deleted_at IS NULL AND erased_at IS NULL;
