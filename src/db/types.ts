@@ -1,4 +1,4 @@
-import type { Insertable, Selectable, Updateable } from 'kysely'
+import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely'
 import type {
   DB, EmailOutbox, EmailVerificationTokens, PasswordResetTokens, RefreshTokens, Roles,
   UserAuditLog, UserProfiles, UserRoles, Users, UserSessions
@@ -8,6 +8,9 @@ import type {
 // this file gives them the names the rest of the code uses.
 
 export type Database = DB
+
+/** What a query runs on: the database or a transaction. */
+export type Executor = Kysely<Database> | Transaction<Database>
 
 export type UsersTable = Users
 export type UserProfilesTable = UserProfiles
