@@ -30,7 +30,7 @@ module.exports = {
         'so they import no Kysely value (sql, expression builders) and no compiled-statement machinery; types are fine.',
       severity: 'error',
       from: { path: '^src/services/' },
-      to: { path: '^(node_modules/kysely/|src/db/compiled-queries[.]ts$)', dependencyTypesNot: ['type-only'] }
+      to: { path: '(^|/)node_modules/kysely/|^src/db/compiled-queries[.]ts$', dependencyTypesNot: ['type-only'] }
     },
     {
       name: 'no-circular',
