@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Success, Timestamp, Nullable } from './common.js'
-import { UserSchema } from './user.js'
+import { ProfileSchema, UserSchema } from './user.js'
 
 export const PERMISSIONS = ['users:read', 'users:write', 'users:delete', 'roles:manage', 'audit:read'] as const
 export type Permission = typeof PERMISSIONS[number]
@@ -23,13 +23,7 @@ export type TokenPair = Static<typeof TokenPairSchema>
 
 export const MeSchema = Type.Composite([Type.Omit(UserSchema, ['status', 'profile']), Type.Object({
   status: Type.String(),
-  profile: Nullable(Type.Object({
-    bio: Nullable(Type.String()),
-    avatarUrl: Nullable(Type.String()),
-    phone: Nullable(Type.String()),
-    locale: Nullable(Type.String()),
-    timezone: Nullable(Type.String())
-  })),
+  profile: Nullable(Type.Ref(ProfileSchema)),
   permissions: Type.Array(Type.String())
 })], { $id: 'Me' })
 

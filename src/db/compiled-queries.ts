@@ -1,5 +1,5 @@
 import type { Compilable, CompiledQuery, QueryResult } from 'kysely'
-import type { Executor } from './executor.js'
+import type { Executor } from './types.js'
 
 /** Runs a compiled statement on the database driver itself. */
 export type DirectRunner = (sql: string, parameters: readonly unknown[]) => Promise<QueryResult<unknown>>

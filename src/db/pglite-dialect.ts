@@ -4,6 +4,7 @@ import {
 } from 'kysely'
 import type { PGlite } from '@electric-sql/pglite'
 
+// Kept instead of kysely-pglite-dialect 1.3.1: it sends every statement through PGlite.query() (extended protocol), which rejects a migration file's several statements ("cannot insert multiple commands into a prepared statement").
 /**
  * Kysely dialect for embedded PostgreSQL (PGlite). PGlite is a single connection, so
  * connections are handed out one at a time. Parameterless raw SQL (migration files) goes

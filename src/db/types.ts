@@ -1,130 +1,27 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely'
+import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely'
+import type {
+  DB, EmailOutbox, EmailVerificationTokens, PasswordResetTokens, RefreshTokens, Roles,
+  UserAuditLog, UserProfiles, UserRoles, Users, UserSessions
+} from './generated.js'
 
-type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
-type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
+// The table types are generated from the migrated schema (`npm run db:types`, src/db/generated.ts);
+// this file gives them the names the rest of the code uses.
 
-export interface UsersTable {
-  id: Generated<string>
-  email: string
-  passwordHash: string
-  firstName: string
-  lastName: string
-  status: Generated<'active' | 'suspended' | 'pending'>
-  emailVerified: Generated<boolean>
-  lastLoginAt: NullableTimestamp
-  createdAt: Timestamp
-  updatedAt: Timestamp
-  deletedAt: NullableTimestamp
-  erasedAt: NullableTimestamp
-  /** Read model, kept by triggers from user_roles and roles (migration 003). */
-  roleNames: ColumnType<string[], never, never>
-  /** Read model, kept by triggers from user_profiles (migration 003). */
-  profile: ColumnType<unknown, never, never>
-}
+export type Database = DB
 
-export interface UserProfilesTable {
-  userId: string
-  bio: string | null
-  avatarUrl: string | null
-  phone: string | null
-  locale: string | null
-  timezone: string | null
-  createdAt: Timestamp
-  updatedAt: Timestamp
-}
+/** What a query runs on: the database or a transaction. */
+export type Executor = Kysely<Database> | Transaction<Database>
 
-export interface RolesTable {
-  id: Generated<string>
-  name: string
-  description: Generated<string>
-  permissions: ColumnType<string[], string[] | undefined, string[]>
-  builtIn: Generated<boolean>
-  createdAt: Timestamp
-  updatedAt: Timestamp
-}
-
-export interface UserRolesTable {
-  userId: string
-  roleId: string
-  createdAt: Timestamp
-}
-
-export interface UserSessionsTable {
-  id: Generated<string>
-  userId: string
-  userAgent: string | null
-  ip: string | null
-  createdAt: Timestamp
-  lastUsedAt: Timestamp
-  expiresAt: Timestamp
-  revokedAt: NullableTimestamp
-}
-
-export interface RefreshTokensTable {
-  id: Generated<string>
-  sessionId: string
-  userId: string
-  tokenHash: string
-  createdAt: Timestamp
-  expiresAt: Timestamp
-  spentAt: NullableTimestamp
-}
-
-export interface PasswordResetTokensTable {
-  id: Generated<string>
-  userId: string
-  tokenHash: string
-  createdAt: Timestamp
-  expiresAt: Timestamp
-  usedAt: NullableTimestamp
-}
-
-export interface EmailVerificationTokensTable {
-  id: Generated<string>
-  userId: string
-  email: string
-  tokenHash: string
-  createdAt: Timestamp
-  expiresAt: Timestamp
-  usedAt: NullableTimestamp
-}
-
-export interface UserAuditLogTable {
-  id: Generated<string>
-  seq: ColumnType<string, never, never>
-  action: string
-  actorId: string | null
-  userId: string | null
-  changes: ColumnType<unknown, string | null, string | null>
-  ip: string | null
-  userAgent: string | null
-  requestId: string | null
-  createdAt: Timestamp
-}
-
-export interface EmailOutboxTable {
-  id: Generated<string>
-  toAddress: string
-  template: 'verify_email' | 'password_reset'
-  payload: ColumnType<Record<string, unknown>, string, string>
-  createdAt: Timestamp
-  sentAt: NullableTimestamp
-  attempts: Generated<number>
-  lastError: string | null
-}
-
-export interface Database {
-  users: UsersTable
-  userProfiles: UserProfilesTable
-  roles: RolesTable
-  userRoles: UserRolesTable
-  userSessions: UserSessionsTable
-  refreshTokens: RefreshTokensTable
-  passwordResetTokens: PasswordResetTokensTable
-  emailVerificationTokens: EmailVerificationTokensTable
-  userAuditLog: UserAuditLogTable
-  emailOutbox: EmailOutboxTable
-}
+export type UsersTable = Users
+export type UserProfilesTable = UserProfiles
+export type RolesTable = Roles
+export type UserRolesTable = UserRoles
+export type UserSessionsTable = UserSessions
+export type RefreshTokensTable = RefreshTokens
+export type PasswordResetTokensTable = PasswordResetTokens
+export type EmailVerificationTokensTable = EmailVerificationTokens
+export type UserAuditLogTable = UserAuditLog
+export type EmailOutboxTable = EmailOutbox
 
 export type UserRow = Selectable<UsersTable>
 export type NewUser = Insertable<UsersTable>

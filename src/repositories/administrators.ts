@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely'
-import type { Executor } from '../db/executor.js'
+import type { Executor } from '../db/types.js'
 import type { Database } from '../db/types.js'
 
 /** Serialises every change that could leave no administrator (roles, status, deletion, role permissions). */

@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import type { Executor } from '../db/executor.js'
+import type { Executor } from '../db/types.js'
 
 export interface AuditContext { actorId: string | null, ip: string | null, userAgent: string | null, requestId: string | null }
 

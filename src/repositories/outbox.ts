@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import type { Executor } from '../db/executor.js'
+import type { Executor } from '../db/types.js'
 
 export type EmailTemplate = 'verify_email' | 'password_reset'
 

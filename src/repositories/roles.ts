@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
-import type { Executor } from '../db/executor.js'
+import type { Executor } from '../db/types.js'
 
 const COLUMNS = ['id', 'name', 'description', 'permissions', 'builtIn', 'createdAt', 'updatedAt'] as const
 

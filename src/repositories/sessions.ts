@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { CompiledQueries } from '../db/compiled-queries.js'
-import type { Executor } from '../db/executor.js'
+import type { Executor } from '../db/types.js'
 
 export async function createSession (db: Executor, session: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date }) {
   const row = await db.insertInto('userSessions')

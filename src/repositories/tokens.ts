@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import type { Executor } from '../db/executor.js'
+import type { Executor } from '../db/types.js'
 
 /**
  * Password reset and email verification tokens. Only their SHA-256 is stored; a token is spent by
@@ -10,16 +10,16 @@ export async function insertPasswordReset (db: Executor, token: { userId: string
   await db.insertInto('passwordResetTokens').values(token).execute()
 }
 
+/** A reset token `t` that is unspent and unexpired, of a user `u` still there. */
+const usableReset = (tokenHash: string) =>
+  sql<boolean>`t.token_hash = ${tokenHash} and t.used_at is null and t.expires_at > now() and u.deleted_at is null and u.erased_at is null`
+
 /** The user a usable reset token belongs to (nothing when it is unknown, spent or expired). */
 export function findPasswordReset (db: Executor, tokenHash: string) {
   return db.selectFrom('passwordResetTokens as t')
     .innerJoin('users as u', 'u.id', 't.userId')
     .select(['t.userId', 'u.email'])
-    .where('t.tokenHash', '=', tokenHash)
-    .where('t.usedAt', 'is', null)
-    .where('t.expiresAt', '>', sql<Date>`now()`)
-    .where('u.deletedAt', 'is', null)
-    .where('u.erasedAt', 'is', null)
+    .where(usableReset(tokenHash))
     .executeTakeFirst()
 }
 
@@ -29,11 +29,7 @@ export async function spendPasswordReset (db: Executor, tokenHash: string) {
     .from('users as u')
     .set({ usedAt: sql`now()` as any })
     .whereRef('u.id', '=', 't.userId')
-    .where('t.tokenHash', '=', tokenHash)
-    .where('t.usedAt', 'is', null)
-    .where('t.expiresAt', '>', sql<Date>`now()`)
-    .where('u.deletedAt', 'is', null)
-    .where('u.erasedAt', 'is', null)
+    .where(usableReset(tokenHash))
     .returning('t.userId')
     .executeTakeFirst()
   return row?.userId

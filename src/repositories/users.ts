@@ -1,6 +1,6 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely'
 import type { CompiledQueries } from '../db/compiled-queries.js'
-import type { Executor } from '../db/executor.js'
+import type { Executor } from '../db/types.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
 

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyReply } from 'fastify'
 import { EmptyResponse, errors, IdParamsSchema, NotModifiedResponse } from '../../schemas/common.js'
 import {
   ProfileInputSchema, ProfileResponseSchema, UserCreateSchema, UserExportSchema, UserListQuerySchema, UserListResponseSchema,
-  UserPatchSchema, UserReplaceSchema, UserResponseSchema, UserRolesSchema, type UserListQuery
+  UserPatchSchema, UserReplaceSchema, UserResponseSchema, UserRolesSchema, type User, type UserListQuery
 } from '../../schemas/user.js'
 import { Success } from '../../schemas/common.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
@@ -11,6 +12,12 @@ import { contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ description: 'ETag from a GET; a stale one gives 412' })) })
+
+/** The success answer of a write that returns the user, with the user's new ETag. */
+function withEtag (reply: FastifyReply, user: User) {
+  reply.header('etag', etagOf(user))
+  return { success: true as const, data: user }
+}
 
 const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   const { authenticate, authorize, usersService } = fastify
@@ -80,9 +87,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       response: updateResponses
     }
   }, async (request, reply) => {
-    const user = await usersService.replace(contextOf(request), request.params.id, request.body, request.headers['if-match'])
-    reply.header('etag', etagOf(user))
-    return { success: true as const, data: user }
+    return withEtag(reply, await usersService.replace(contextOf(request), request.params.id, request.body, request.headers['if-match']))
   })
 
   fastify.patch('/:id', {
@@ -98,9 +103,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       response: updateResponses
     }
   }, async (request, reply) => {
-    const user = await usersService.patch(contextOf(request), request.params.id, request.body, request.headers['if-match'])
-    reply.header('etag', etagOf(user))
-    return { success: true as const, data: user }
+    return withEtag(reply, await usersService.patch(contextOf(request), request.params.id, request.body, request.headers['if-match']))
   })
 
   fastify.delete('/:id', {
