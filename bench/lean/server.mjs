@@ -434,7 +434,6 @@ async function handle (req, res) {
 }
 
 const server = http.createServer(handle)
-server.keepAliveTimeout = 72_000
 server.listen(config.port, config.host)
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
