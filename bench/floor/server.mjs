@@ -207,18 +207,24 @@ async function rateLimit (key, max, headers) {
   }
 }
 
-// Login lockout, as src/services/login-throttle.ts: each attempt counts up front, a success takes it back.
+// Login lockout as CONTRACT.md now says ("Logins that load testers and many devices make"): only
+// failures count, so concurrent correct logins of one account never lock it; a success resets the
+// account's count. (The service counted every attempt up front until issue 12; this floor follows
+// the contract, not that.)
 const accountKey = email => `login:account:${createHash('sha256').update(email).digest('base64url')}`
 async function assertLoginAllowed (email, ip) {
   const [account, client] = await Promise.all([
-    counter.hit(accountKey(email), config.loginLockWindowMs),
-    ip ? counter.hit(`login:ip:${ip}`, config.loginLockWindowMs) : undefined
+    counter.hit(accountKey(email), config.loginLockWindowMs, 0),
+    ip ? counter.hit(`login:ip:${ip}`, config.loginLockWindowMs, 0) : undefined
   ])
-  if (account.count > config.loginMaxFailures) throw new HttpError(429, 'RATE_LIMITED', 'Too many failed logins for this account; try again later')
-  if (client && client.count > config.loginIpMaxFailures) throw new HttpError(429, 'RATE_LIMITED', 'Too many failed logins from this address; try again later')
+  if (account.count >= config.loginMaxFailures) throw new HttpError(429, 'RATE_LIMITED', 'Too many failed logins for this account; try again later')
+  if (client && client.count >= config.loginIpMaxFailures) throw new HttpError(429, 'RATE_LIMITED', 'Too many failed logins from this address; try again later')
 }
-async function recordLoginSuccess (email, ip) {
-  await Promise.all([counter.reset(accountKey(email)), ip ? counter.hit(`login:ip:${ip}`, config.loginLockWindowMs, -1) : undefined])
+async function recordLoginFailure (email, ip) {
+  await Promise.all([counter.hit(accountKey(email), config.loginLockWindowMs), ip ? counter.hit(`login:ip:${ip}`, config.loginLockWindowMs) : undefined])
+}
+async function recordLoginSuccess (email) {
+  await counter.reset(accountKey(email))
 }
 
 // ---- metrics: the same request-duration histogram as src/plugins/app/metrics.ts ------------
@@ -524,11 +530,13 @@ async function login (req, res, ctx, body) {
   if (!account) {
     await argon2.verify(await dummyHash, body.password).catch(() => false)
     await audit(pool, ctx, 'auth.login_failed', null, { reason: 'unknown_account' })
+    await recordLoginFailure(email, ctx.ip)
     throw invalidCredentials()
   }
   const valid = await argon2.verify(account.password_hash, body.password).catch(() => false)
   if (!valid || account.status === 'suspended') {
     await audit(pool, ctx, 'auth.login_failed', account.id, { reason: valid ? 'suspended' : 'wrong_password' })
+    await recordLoginFailure(email, ctx.ip)
     throw invalidCredentials()
   }
   const pair = await transaction(async client => {
@@ -537,7 +545,7 @@ async function login (req, res, ctx, body) {
     await audit(client, { ...ctx, actorId: account.id }, 'auth.login', account.id)
     return pair
   })
-  await recordLoginSuccess(email, ctx.ip)
+  await recordLoginSuccess(email)
   send(res, 200, { success: true, data: pair }, ctx.headers)
 }
 

@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs'
 import { readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from './http.js'
 
 export interface ServerProcess {
   name: string
@@ -85,7 +86,7 @@ export async function startServer (name: string, args: string[], env: NodeJS.Pro
       child.kill('SIGKILL')
       throw new Error(`${name} did not answer GET /health within ${timeoutMs} ms; see ${logFile}`)
     }
-    const healthy = await fetch(`${url}/health`).then(r => r.ok, () => false)
+    const healthy = await request(`${url}/health`).then(r => r.status === 200, () => false)
     if (healthy) break
     await sleep(200)
   }
