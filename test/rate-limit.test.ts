@@ -61,6 +61,29 @@ t.test('auth routes have their own stricter budget, per route', async t => {
   }
 })
 
+// The contract's auth routes: each declares the auth budget on itself, so renaming or moving one
+// must not silently put it on the general budget.
+const CONTRACT_AUTH_ROUTES = ['login', 'register', 'refresh', 'password/forgot', 'password/reset', 'email/verify']
+
+t.test('each of the contract\'s auth routes spends AUTH_RATE_LIMIT_MAX; other routes, writes included, RATE_LIMIT_MAX', async t => {
+  const app = await build(t, {}, limits(777, 7))
+  const remoteAddress = '10.0.1.9'
+  for (const route of CONTRACT_AUTH_ROUTES) {
+    const res = await app.inject({ method: 'POST', url: `/api/v1/auth/${route}`, payload: {}, remoteAddress })
+    t.equal(res.headers['x-ratelimit-limit'], '7', `POST /api/v1/auth/${route} (${res.statusCode}) has the auth limit`)
+    t.equal(res.headers['x-ratelimit-remaining'], '6', `POST /api/v1/auth/${route} has a budget of its own`)
+  }
+  const general = [
+    ['GET', '/api/v1/users'], ['POST', '/api/v1/users'], ['POST', '/api/v1/auth/logout'], ['POST', '/api/v1/auth/password/change'],
+    ['POST', '/api/v1/auth/email/verify/resend'], ['GET', '/api/v1/auth/me'], ['GET', '/api/v1/health'], ['GET', '/api/v1/nope'],
+    ['DELETE', '/api/v1/auth/login']
+  ] as const
+  for (const [method, url] of general) {
+    const res = await app.inject({ method, url, remoteAddress })
+    t.equal(res.headers['x-ratelimit-limit'], '777', `${method} ${url} (${res.statusCode}) has the general limit`)
+  }
+})
+
 t.test('X-Forwarded-For is ignored unless TRUST_PROXY is set', async t => {
   const remaining = async (env: Record<string, string>) => {
     const app = await build(t, {}, { ...limits(10, 10), ...env })
