@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { assertError, build, uniqueEmail } from './helper.js'
 
@@ -121,6 +122,25 @@ t.test('with Redis the counts are shared by every instance', { skip: !process.en
   t.ok(await a.redis!.exists('rl:api:10.0.2.1'), 'the counter lives in Redis under the app\'s prefix')
   const ready = await a.inject({ method: 'GET', url: '/health/ready' })
   t.same(ready.json().data, { status: 'ok', checks: { database: 'ok', redis: 'ok' } }, 'readiness checks Redis')
+})
+
+t.test('with Redis, two instances counting in batches admit at most RATE_LIMIT_MAX + 2 × 1 % between them, with the headers on every answer', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, async t => {
+  const redisKeyPrefix = `test:${randomUUID()}:`
+  const max = 300
+  const apps = [await build(t, { redisKeyPrefix }, limits(max, 100)), await build(t, { redisKeyPrefix }, limits(max, 100))]
+  let admitted = 0
+  const faults: string[] = []
+  for (let round = 0; round < 75; round++) {
+    const answers = await Promise.all(apps.flatMap(app => [0, 1, 2].map(() => app.inject({ method: 'GET', url: '/api/v1/nope', remoteAddress: '10.0.2.9' }))))
+    for (const { statusCode, headers } of answers) {
+      if (headers['x-ratelimit-limit'] !== String(max) || headers['x-ratelimit-remaining'] === undefined || !(Number(headers['x-ratelimit-reset']) > 0)) faults.push(`headers ${JSON.stringify(headers)}`)
+      if (statusCode === 429 && !(Number(headers['retry-after']) > 0)) faults.push('429 without Retry-After')
+      if (statusCode !== 429) admitted++
+    }
+    await sleep(5)
+  }
+  t.same(faults, [], 'every answer has the x-ratelimit-* headers, every 429 Retry-After')
+  t.ok(admitted >= max && admitted <= max + 2 * 3, `${admitted} admitted of 450 (budget ${max}, bound ${max + 6})`)
 })
 
 t.test('without Redis each instance counts in process', { skip: !!process.env.REDIS_URL && 'REDIS_URL is set' }, async t => {

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { rateLimited } from '../../errors.js'
-import { createResilientCounter, type WindowCounter } from '../../lib/window-counter.js'
+import { createBudgetCounter, type BudgetCounter } from '../../lib/batched-counter.js'
 import '../../lib/route-config.js'
 
 type Limit = preHandlerAsyncHookHandler
@@ -12,10 +12,13 @@ const kLimit = Symbol('rate limit of the route')
 const isApi = (url: string) => url === '/api/v1' || url.startsWith('/api/v1/') || url.startsWith('/api/v1?')
 
 /** The library's store interface over our counters (Redis, or in-process while Redis is away). */
-function counterStore (counter: WindowCounter) {
+function counterStore (counter: BudgetCounter) {
   return class CounterStore implements FastifyRateLimitStore {
-    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number) {
-      counter.hit(key, timeWindow).then(
+    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number, max: number) {
+      const counted = counter.take(key, timeWindow, max)
+      // Most hits are answered in process: no promise for them.
+      if (!(counted instanceof Promise)) return callback(null, { current: counted.count, ttl: counted.ttlMs })
+      counted.then(
         ({ count, ttlMs }) => callback(null, { current: count, ttl: ttlMs }),
         err => callback(err as Error)
       )
@@ -31,14 +34,18 @@ function counterStore (counter: WindowCounter) {
  * (instead of the general budget). One root onRequest hook applies them, so a request is counted
  * and gets the x-ratelimit-* headers before any other work, authentication included (a route's
  * own onRequest hooks would run after its plugin's `authenticate`), and also when it ends in
- * 401, 404 or 405. With Redis the counts are shared by every instance; when Redis
- * is unreachable they are kept in process (see createResilientCounter): the limits stay on.
+ * 401, 404 or 405. With Redis the counts are shared by every instance, counted in process
+ * and sent to Redis in batches, with a stated bound on over-admission (see createBudgetCounter);
+ * when Redis is unreachable they are kept in process: the limits stay on.
  */
 export default fp(async function rateLimit (fastify) {
   const { config } = fastify
+  const counter = createBudgetCounter(fastify.redis, fastify.log)
+  // Before Redis closes (onClose hooks run last registered first): the hits counted only here.
+  fastify.addHook('onClose', () => counter.close())
   await fastify.register(fastifyRateLimit, {
     global: false,
-    store: counterStore(createResilientCounter(fastify.redis, fastify.log)),
+    store: counterStore(counter),
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindowMs,
     errorResponseBuilder: (_request, context) => rateLimited(context.ttl / 1000)
