@@ -104,9 +104,10 @@ t.test('one instance alone never over-admits, and never under-admits', needsRedi
 
 t.test('the count, remaining and window come back from Redis: a second instance sees the first one\'s hits after a flush', needsRedis, async t => {
   const prefix = `test:${randomUUID()}:`
-  const a = createBudgetCounter(client(t, prefix), log)
+  const redisA = client(t, prefix)
   const redisB = client(t, prefix)
-  await ready(redisB)
+  await Promise.all([ready(redisA), ready(redisB)])
+  const a = createBudgetCounter(redisA, log)
   const b = createBudgetCounter(redisB, log)
   const first = await a.take('k', 60_000, 1000)
   t.equal(first.count, 1)
@@ -120,7 +121,9 @@ t.test('the count, remaining and window come back from Redis: a second instance 
 })
 
 t.test('a key whose window ended starts again from zero', needsRedis, async t => {
-  const counter = createBudgetCounter(client(t, `test:${randomUUID()}:`), log)
+  const redis = client(t, `test:${randomUUID()}:`)
+  await ready(redis)
+  const counter = createBudgetCounter(redis, log)
   const max = 200
   for (let i = 0; i < max + 5; i++) await counter.take('short', 300, max)
   t.ok((await counter.take('short', 300, max)).count > max, 'spent')
