@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { assertError, build, uniqueEmail } from './helper.js'
 
@@ -61,6 +62,29 @@ t.test('auth routes have their own stricter budget, per route', async t => {
   }
 })
 
+// The contract's auth routes: each declares the auth budget on itself, so renaming or moving one
+// must not silently put it on the general budget.
+const CONTRACT_AUTH_ROUTES = ['login', 'register', 'refresh', 'password/forgot', 'password/reset', 'email/verify']
+
+t.test('each of the contract\'s auth routes spends AUTH_RATE_LIMIT_MAX; other routes, writes included, RATE_LIMIT_MAX', async t => {
+  const app = await build(t, {}, limits(777, 7))
+  const remoteAddress = '10.0.1.9'
+  for (const route of CONTRACT_AUTH_ROUTES) {
+    const res = await app.inject({ method: 'POST', url: `/api/v1/auth/${route}`, payload: {}, remoteAddress })
+    t.equal(res.headers['x-ratelimit-limit'], '7', `POST /api/v1/auth/${route} (${res.statusCode}) has the auth limit`)
+    t.equal(res.headers['x-ratelimit-remaining'], '6', `POST /api/v1/auth/${route} has a budget of its own`)
+  }
+  const general = [
+    ['GET', '/api/v1/users'], ['POST', '/api/v1/users'], ['POST', '/api/v1/auth/logout'], ['POST', '/api/v1/auth/password/change'],
+    ['POST', '/api/v1/auth/email/verify/resend'], ['GET', '/api/v1/auth/me'], ['GET', '/api/v1/health'], ['GET', '/api/v1/nope'],
+    ['DELETE', '/api/v1/auth/login']
+  ] as const
+  for (const [method, url] of general) {
+    const res = await app.inject({ method, url, remoteAddress })
+    t.equal(res.headers['x-ratelimit-limit'], '777', `${method} ${url} (${res.statusCode}) has the general limit`)
+  }
+})
+
 t.test('X-Forwarded-For is ignored unless TRUST_PROXY is set', async t => {
   const remaining = async (env: Record<string, string>) => {
     const app = await build(t, {}, { ...limits(10, 10), ...env })
@@ -98,6 +122,25 @@ t.test('with Redis the counts are shared by every instance', { skip: !process.en
   t.ok(await a.redis!.exists('rl:api:10.0.2.1'), 'the counter lives in Redis under the app\'s prefix')
   const ready = await a.inject({ method: 'GET', url: '/health/ready' })
   t.same(ready.json().data, { status: 'ok', checks: { database: 'ok', redis: 'ok' } }, 'readiness checks Redis')
+})
+
+t.test('with Redis, two instances counting in batches admit at most RATE_LIMIT_MAX + 2 × 1 % between them, with the headers on every answer', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, async t => {
+  const redisKeyPrefix = `test:${randomUUID()}:`
+  const max = 300
+  const apps = [await build(t, { redisKeyPrefix }, limits(max, 100)), await build(t, { redisKeyPrefix }, limits(max, 100))]
+  let admitted = 0
+  const faults: string[] = []
+  for (let round = 0; round < 75; round++) {
+    const answers = await Promise.all(apps.flatMap(app => [0, 1, 2].map(() => app.inject({ method: 'GET', url: '/api/v1/nope', remoteAddress: '10.0.2.9' }))))
+    for (const { statusCode, headers } of answers) {
+      if (headers['x-ratelimit-limit'] !== String(max) || headers['x-ratelimit-remaining'] === undefined || !(Number(headers['x-ratelimit-reset']) > 0)) faults.push(`headers ${JSON.stringify(headers)}`)
+      if (statusCode === 429 && !(Number(headers['retry-after']) > 0)) faults.push('429 without Retry-After')
+      if (statusCode !== 429) admitted++
+    }
+    await sleep(5)
+  }
+  t.same(faults, [], 'every answer has the x-ratelimit-* headers, every 429 Retry-After')
+  t.ok(admitted >= max && admitted <= max + 2 * 3, `${admitted} admitted of 450 (budget ${max}, bound ${max + 6})`)
 })
 
 t.test('without Redis each instance counts in process', { skip: !!process.env.REDIS_URL && 'REDIS_URL is set' }, async t => {

@@ -16,6 +16,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'no-store') })
 
   fastify.post('/register', {
+    config: { rateLimitBudget: 'auth', keepsAuthState: true },
     schema: {
       operationId: 'register',
       tags,
@@ -30,6 +31,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/login', {
+    config: { rateLimitBudget: 'auth', keepsAuthState: true },
     schema: {
       operationId: 'login',
       tags,
@@ -43,6 +45,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/refresh', {
+    config: { rateLimitBudget: 'auth', keepsAuthState: true },
     schema: {
       operationId: 'refreshTokens',
       tags,
@@ -125,6 +128,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/password/forgot', {
+    config: { rateLimitBudget: 'auth' },
     schema: {
       operationId: 'forgotPassword',
       tags,
@@ -139,6 +143,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/password/reset', {
+    config: { rateLimitBudget: 'auth' },
     schema: {
       operationId: 'resetPassword',
       tags,
@@ -167,6 +172,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/email/verify', {
+    config: { rateLimitBudget: 'auth' },
     schema: {
       operationId: 'verifyEmail',
       tags,

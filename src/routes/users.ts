@@ -39,6 +39,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/', {
+    // A new account cannot invalidate anyone's access token.
+    config: { keepsAuthState: true },
     preHandler: authorize('users:write'),
     schema: {
       operationId: 'createUser',

@@ -8,6 +8,7 @@ import { createAccessTokenSigner } from '../../lib/access-token.js'
 import type { AccessClaims } from '../../services/auth.js'
 import type { Actor } from '../../services/context.js'
 import type { Permission } from '../../../schemas/auth.js'
+import '../../lib/route-config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,8 +30,6 @@ type AuthState = NonNullable<Awaited<ReturnType<typeof findAuthState>>> | undefi
 // A safety net only: entries are dropped as soon as a change is reported.
 const AUTH_STATE_TTL_MS = 60_000
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
-// Successful writes that cannot invalidate anyone's existing access token.
-const KEEPS_AUTH_STATE = new Set(['POST /api/v1/users', 'POST /api/v1/auth/login', 'POST /api/v1/auth/register', 'POST /api/v1/auth/refresh'])
 
 const tokenError = (code: string | undefined) => code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
   ? new AppError(401, 'TOKEN_EXPIRED', 'The access token has expired')
@@ -54,7 +53,8 @@ export default fp(async function auth (fastify) {
   })
   // Another instance's writes arrive as notifications; this instance's own writes must also be
   // visible to the caller's very next request, which may beat the notification: clear first.
-  // Chosen per route as it is added, so reads carry no such hook and writes no per-request lookup.
+  // Chosen per route as it is added, from its own `config.keepsAuthState`, so reads carry no
+  // such hook and writes no per-request lookup.
   const clearAlways: onSendHookHandler = async (_request, _reply, payload) => {
     authStates.clear()
     return payload
@@ -66,8 +66,7 @@ export default fp(async function auth (fastify) {
   fastify.addHook('onRoute', route => {
     const methods = [route.method].flat()
     if (methods.every(method => SAFE_METHODS.has(method))) return
-    const keeps = methods.every(method => KEEPS_AUTH_STATE.has(`${method} ${route.url.replace(/\/$/, '')}`))
-    route.onSend = [route.onSend ?? []].flat().concat(keeps ? clearOnError : clearAlways)
+    route.onSend = [route.onSend ?? []].flat().concat(route.config?.keepsAuthState ? clearOnError : clearAlways)
   })
   fastify.decorate('signAccessToken', createAccessTokenSigner({
     secret: config.jwtSecret, issuer: config.jwtIssuer, audience: config.jwtAudience, expirySec: config.jwtExpirySec

@@ -1,22 +1,24 @@
 import fp from 'fastify-plugin'
 import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fastify/rate-limit'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { rateLimited } from '../../errors.js'
-import { createResilientCounter, type WindowCounter } from '../../lib/window-counter.js'
+import { createBudgetCounter, type BudgetCounter } from '../../lib/batched-counter.js'
+import '../../lib/route-config.js'
 
-/** Routes an anonymous caller uses to try credentials or tokens: each has its own, stricter budget per IP. */
-export const AUTH_RATE_LIMITED_ROUTES = new Set([
-  '/api/v1/auth/login', '/api/v1/auth/register', '/api/v1/auth/refresh',
-  '/api/v1/auth/password/forgot', '/api/v1/auth/password/reset', '/api/v1/auth/email/verify'
-])
+type Limit = preHandlerAsyncHookHandler
+// The limit a route spends, chosen from its config when it is added and kept on that config.
+const kLimit = Symbol('rate limit of the route')
 
 const isApi = (url: string) => url === '/api/v1' || url.startsWith('/api/v1/') || url.startsWith('/api/v1?')
 
 /** The library's store interface over our counters (Redis, or in-process while Redis is away). */
-function counterStore (counter: WindowCounter) {
+function counterStore (counter: BudgetCounter) {
   return class CounterStore implements FastifyRateLimitStore {
-    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number) {
-      counter.hit(key, timeWindow).then(
+    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number, max: number) {
+      const counted = counter.take(key, timeWindow, max)
+      // Most hits are answered in process: no promise for them.
+      if (!(counted instanceof Promise)) return callback(null, { current: counted.count, ttl: counted.ttlMs })
+      counted.then(
         ({ count, ttlMs }) => callback(null, { current: count, ttl: ttlMs }),
         err => callback(err as Error)
       )
@@ -28,17 +30,22 @@ function counterStore (counter: WindowCounter) {
 
 /**
  * Per-IP rate limits on /api/v1: RATE_LIMIT_MAX per RATE_LIMIT_WINDOW on every route, and
- * AUTH_RATE_LIMIT_MAX per window on each auth route that takes credentials or tokens (instead
- * of the general budget). One root onRequest hook applies them, so a request is counted and
- * gets the x-ratelimit-* headers before any other work, authentication included, and also
- * when it ends in 401 or 404. With Redis the counts are shared by every instance; when Redis
- * is unreachable they are kept in process (see createResilientCounter): the limits stay on.
+ * AUTH_RATE_LIMIT_MAX per window on each route that declares `config: { rateLimitBudget: 'auth' }`
+ * (instead of the general budget). One root onRequest hook applies them, so a request is counted
+ * and gets the x-ratelimit-* headers before any other work, authentication included (a route's
+ * own onRequest hooks would run after its plugin's `authenticate`), and also when it ends in
+ * 401, 404 or 405. With Redis the counts are shared by every instance, counted in process
+ * and sent to Redis in batches, with a stated bound on over-admission (see createBudgetCounter);
+ * when Redis is unreachable they are kept in process: the limits stay on.
  */
 export default fp(async function rateLimit (fastify) {
   const { config } = fastify
+  const counter = createBudgetCounter(fastify.redis, fastify.log)
+  // Before Redis closes (onClose hooks run last registered first): the hits counted only here.
+  fastify.addHook('onClose', () => counter.close())
   await fastify.register(fastifyRateLimit, {
     global: false,
-    store: counterStore(createResilientCounter(fastify.redis, fastify.log)),
+    store: counterStore(counter),
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindowMs,
     errorResponseBuilder: (_request, context) => rateLimited(context.ttl / 1000)
@@ -46,15 +53,20 @@ export default fp(async function rateLimit (fastify) {
 
   // An IPv4 address is already its own key; only IPv6 needs normalizing (a regex per call otherwise).
   const ipOf = ({ ip }: FastifyRequest) => ip.includes(':') ? normalizeIP(ip) : ip
-  const apiLimit = fastify.rateLimit({ keyGenerator: request => `rl:api:${ipOf(request)}` })
-  const authLimit = fastify.rateLimit({
+  const apiLimit: Limit = fastify.rateLimit({ keyGenerator: request => `rl:api:${ipOf(request)}` })
+  const authLimitOf = (url: string): Limit => fastify.rateLimit({
     max: config.authRateLimitMax,
-    keyGenerator: request => `rl:auth:${request.routeOptions.url}:${ipOf(request)}`
+    keyGenerator: request => `rl:auth:${url}:${ipOf(request)}`
   })
 
+  fastify.addHook('onRoute', route => {
+    if (!isApi(route.url)) return
+    const limit = route.config?.rateLimitBudget === 'auth' ? authLimitOf(route.url) : apiLimit
+    route.config = Object.assign({}, route.config, { [kLimit]: limit })
+  })
   fastify.addHook('onRequest', async function rateLimitApi (request, reply) {
-    if (!isApi(request.url)) return
-    const limit = request.method === 'POST' && AUTH_RATE_LIMITED_ROUTES.has(request.routeOptions.url ?? '') ? authLimit : apiLimit
-    await limit.call(fastify, request, reply)
+    // A matched route carries its limit; an unmatched path (404, 405) spends the general budget.
+    const limit = (request.routeOptions.config as { [kLimit]?: Limit })[kLimit] ?? (request.is404 && isApi(request.url) ? apiLimit : undefined)
+    if (limit) await limit.call(fastify, request, reply)
   })
 }, { name: 'rate-limit', dependencies: ['config', 'redis'] })

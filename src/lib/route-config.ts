@@ -1,0 +1,31 @@
+/**
+ * What a route declares about its own behaviour, in its `config` (as fastify/demo declares
+ * `config: { rateLimit }`). The plugins read these once, when the route is added (onRoute), so
+ * renaming or moving a route carries its behaviour with it and no request looks anything up.
+ * `rateLimit` itself belongs to @fastify/rate-limit (an object there adds its own hook), hence
+ * `rateLimitBudget`.
+ */
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Which per-IP budget the route spends (routes under /api/v1 only): `api`, the default, is
+     * RATE_LIMIT_MAX shared by every route; `auth` is AUTH_RATE_LIMIT_MAX, counted per route, for
+     * routes where an anonymous caller tries credentials or tokens.
+     */
+    rateLimitBudget?: 'api' | 'auth'
+    /**
+     * A successful answer of this write cannot invalidate anyone's existing access token, so this
+     * instance's cached auth states are kept (they are still cleared when it fails). Writes
+     * without it clear them before answering.
+     */
+    keepsAuthState?: boolean
+    /** `false`: Idempotency-Key is not honoured here (the route issues or ends tokens). Default: honoured on POST. */
+    idempotency?: false
+    /** The audit-log action the route records (`user.updated`). */
+    auditAction?: `${string}.${string}`
+    /** The route is deprecated: answers carry `Deprecation`, and `Sunset` when a date is given. */
+    deprecated?: true | { sunset: string }
+  }
+}
+
+export {}
