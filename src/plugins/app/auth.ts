@@ -2,10 +2,9 @@ import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import { AppError, forbidden, unauthorized } from '../../errors.js'
-import { findAuthState } from '../../repositories/sessions.js'
-import { AuthStateCache } from '../../lib/auth-state-cache.js'
 import { createAccessTokenSigner } from '../../lib/access-token.js'
 import type { AccessClaims } from '../../services/auth.js'
+import { createAuthStateService } from '../../services/auth-state.js'
 import type { Actor } from '../../services/context.js'
 import type { Permission } from '../../../schemas/auth.js'
 import '../../lib/route-config.js'
@@ -25,10 +24,6 @@ declare module '@fastify/jwt' {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value)
 
-type AuthState = NonNullable<Awaited<ReturnType<typeof findAuthState>>> | undefined
-
-// A safety net only: entries are dropped as soon as a change is reported.
-const AUTH_STATE_TTL_MS = 60_000
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 const tokenError = (code: string | undefined) => code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
@@ -46,21 +41,21 @@ export default fp(async function auth (fastify) {
   })
   fastify.decorateRequest('actor', null)
 
-  const authStates = new AuthStateCache<AuthState>(AUTH_STATE_TTL_MS)
+  const authStates = createAuthStateService({ db: fastify.database.db })
   await fastify.database.listen('auth_state_changed', {
-    onMessage: userId => userId === '*' ? authStates.clear() : authStates.clearUser(userId),
-    onListening: listening => authStates.setEnabled(listening)
+    onMessage: userId => authStates.changed(userId),
+    onListening: listening => authStates.setCaching(listening)
   })
   // Another instance's writes arrive as notifications; this instance's own writes must also be
   // visible to the caller's very next request, which may beat the notification: clear first.
   // Chosen per route as it is added, from its own `config.keepsAuthState`, so reads carry no
   // such hook and writes no per-request lookup.
   const clearAlways: onSendHookHandler = async (_request, _reply, payload) => {
-    authStates.clear()
+    authStates.forgetAll()
     return payload
   }
   const clearOnError: onSendHookHandler = async (_request, reply, payload) => {
-    if (reply.statusCode >= 400) authStates.clear()
+    if (reply.statusCode >= 400) authStates.forgetAll()
     return payload
   }
   fastify.addHook('onRoute', route => {
@@ -81,12 +76,7 @@ export default fp(async function auth (fastify) {
     }
     // Ids are checked before they reach SQL: a malformed one would otherwise be a database error, not a 401.
     if (claims.typ !== 'access' || !isUuid(claims.sub) || !isUuid(claims.sid)) throw unauthorized('The access token is missing or invalid')
-    const { sub, sid } = claims
-    const state = await authStates.get(sub, sid, () => findAuthState(fastify.database.db, sub, sid))
-    if (!state || state.deletedAt !== null || state.status === 'suspended' || !state.sessionActive) {
-      throw unauthorized('The access token is no longer valid')
-    }
-    request.actor = { id: claims.sub, sessionId: claims.sid, permissions: new Set(state.permissions) }
+    request.actor = await authStates.actorOf(claims.sub, claims.sid)
   })
 
   fastify.decorate('authorize', (permission: Permission, options: { self?: boolean } = {}) =>
