@@ -8,10 +8,11 @@ import type { Executor } from './users.js'
 
 /**
  * Queues a password reset for the live, not suspended user with that email, in one statement:
- * the token row and its outbox email exist together or not at all, and a request for an unknown
- * address costs the same single round trip as one for a known address.
+ * the token row and its outbox email (with the id the caller reserved for it) exist together or
+ * not at all, and a request for an unknown address costs the same single round trip as one for a
+ * known address.
  */
-export async function requestPasswordReset (db: Executor, request: { email: string, token: string, tokenHash: string, expiresAt: Date }) {
+export async function requestPasswordReset (db: Executor, request: { emailId: string, email: string, token: string, tokenHash: string, expiresAt: Date }) {
   await sql`
     with target as (
       select id, email from users
@@ -21,8 +22,8 @@ export async function requestPasswordReset (db: Executor, request: { email: stri
       select id, ${request.tokenHash}::text, ${request.expiresAt}::timestamptz from target
       returning user_id
     )
-    insert into email_outbox (to_address, template, payload)
-    select t.email, 'password_reset', jsonb_build_object('token', ${request.token}::text, 'userId', t.id)
+    insert into email_outbox (id, to_address, template, payload)
+    select ${request.emailId}::uuid, t.email, 'password_reset', jsonb_build_object('token', ${request.token}::text, 'userId', t.id)
     from target t join token on token.user_id = t.id`.execute(db)
 }
 

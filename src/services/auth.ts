@@ -16,6 +16,7 @@ import type { User } from '../../schemas/user.js'
 import type { RequestContext } from './context.js'
 import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
+import type { EmailOutbox } from './email.js'
 
 export interface AccessClaims { sub: string, sid: string, typ: 'access' }
 
@@ -43,6 +44,7 @@ export interface AuthServiceDeps {
   config: Config
   hasher: PasswordHasher
   usersService: UsersService
+  emails: EmailOutbox
   signAccessToken: (claims: AccessClaims) => string
   loginGuard?: LoginGuard
   /**
@@ -53,7 +55,7 @@ export interface AuthServiceDeps {
 }
 
 export function createAuthService ({
-  db, config, hasher, usersService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
+  db, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, and its refresh token. */
   async function tokenPair (ex: Executor, userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
@@ -206,8 +208,13 @@ export function createAuthService ({
     /** Queues a reset email when the address belongs to an account; the caller learns nothing either way. */
     async forgotPassword (email: string) {
       const token = randomToken()
-      await tokens.requestPasswordReset(db, {
-        email: email.trim(), token, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + PASSWORD_RESET_TTL_MS)
+      // The delivery job is added whether or not the address is known (a job without its row
+      // sends nothing), so both cost the same statements.
+      await db.transaction().execute(async trx => {
+        const emailId = await emails.reserve(trx)
+        await tokens.requestPasswordReset(trx, {
+          emailId, email: email.trim(), token, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + PASSWORD_RESET_TTL_MS)
+        })
       })
     },
 
@@ -267,7 +274,7 @@ export function createAuthService ({
       await db.transaction().execute(async trx => {
         const user = await tokens.lockUserEmailState(trx, actor.id)
         if (!user) throw unauthorized()
-        if (!user.emailVerified) await queueEmailVerification(trx, user.id, user.email)
+        if (!user.emailVerified) await queueEmailVerification(trx, emails, user.id, user.email)
       })
     },
 

@@ -19,6 +19,7 @@ import {
 } from '../../schemas/user.js'
 import { can, type RequestContext } from './context.js'
 import { queueEmailVerification } from './email-verification.js'
+import type { EmailOutbox } from './email.js'
 
 const iso = (d: Date | null) => d === null ? null : d.toISOString()
 
@@ -73,9 +74,9 @@ function diff (before: User, after: User): Record<string, { from: unknown, to: u
   return changes
 }
 
-export interface UsersServiceDeps { db: DB, config: Config, hasher: PasswordHasher }
+export interface UsersServiceDeps { db: DB, config: Config, hasher: PasswordHasher, emails: EmailOutbox }
 
-export function createUsersService ({ db, hasher }: UsersServiceDeps) {
+export function createUsersService ({ db, hasher, emails }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -127,7 +128,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
     if (body.email !== undefined && body.email.toLowerCase() !== before.email) {
       update.email = body.email.toLowerCase()
       update.emailVerified = false
-      await queueEmailVerification(trx, before.id, body.email.toLowerCase())
+      await queueEmailVerification(trx, emails, before.id, body.email.toLowerCase())
     }
     if (body.firstName !== undefined) update.firstName = body.firstName
     if (body.lastName !== undefined) update.lastName = body.lastName
@@ -162,7 +163,7 @@ export function createUsersService ({ db, hasher }: UsersServiceDeps) {
       })
       await users.replaceUserRoles(trx, id, roleIds)
       if (body.profile) await users.saveProfile(trx, id, body.profile, true)
-      await queueEmailVerification(trx, id, email)
+      await queueEmailVerification(trx, emails, id, email)
       const user = await load(trx, id)
       await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
         action: 'user.created',
