@@ -33,6 +33,13 @@ module.exports = {
       to: { path: '(^|/)node_modules/kysely/|^src/db/compiled-queries[.]ts$', dependencyTypesNot: ['type-only'] }
     },
     {
+      name: 'plugins-through-services',
+      comment: 'Plugins wire and expose services; they never run SQL of their own (types are fine).',
+      severity: 'error',
+      from: { path: '^src/plugins/' },
+      to: { path: '^src/repositories/', dependencyTypesNot: ['type-only'] }
+    },
+    {
       name: 'no-circular',
       comment: 'No import cycle anywhere in src/ or schemas/.',
       severity: 'error',

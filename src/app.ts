@@ -22,6 +22,7 @@ import cors from './plugins/external/cors.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import metrics from './plugins/app/metrics.js'
 import emailDelivery from './plugins/app/email-delivery.js'
+import jobs from './plugins/app/jobs.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
 import metricsRoutes from './routes/metrics.js'
@@ -124,8 +125,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(metrics)
   await app.register(database)
   await app.register(auth)
-  await app.register(services)
+  await app.register(jobs)
   await app.register(emailDelivery)
+  await app.register(services)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })

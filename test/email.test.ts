@@ -4,13 +4,12 @@ import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
-import { enqueueEmail } from '../src/repositories/outbox.js'
 import { build, testConfig, uniqueEmail } from './helper.js'
 
 async function queue (app: FastifyInstance, template: 'verify_email' | 'password_reset' = 'verify_email') {
   const to = uniqueEmail('mail')
   const token = `tok-${randomUUID()}`
-  await enqueueEmail(app.database.db, to, template, { token, userId: randomUUID() })
+  await app.emailOutbox.queue(app.database.db, to, template, { token, userId: randomUUID() })
   return { to, token }
 }
 

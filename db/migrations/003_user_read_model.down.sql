@@ -1,4 +1,4 @@
-DROP INDEX users_live_idx;
+DROP INDEX users_live_created_at_id_idx;
 DROP INDEX users_role_names_idx;
 DROP TRIGGER user_profiles_keep_profile ON user_profiles;
 DROP FUNCTION user_profiles_keep_profile();

@@ -68,5 +68,6 @@ UPDATE users u SET profile = jsonb_build_object(
 FROM user_profiles p WHERE p.user_id = u.id;
 
 CREATE INDEX users_role_names_idx ON users USING gin (role_names);
--- Counting the live users (the exact total of an unfiltered page) reads this small index only.
-CREATE INDEX users_live_idx ON users (created_at) WHERE deleted_at IS NULL AND erased_at IS NULL;
+-- The live users in page order: an unfiltered page, its keyset continuation and its exact total
+-- (an index-only scan) all read this one index.
+CREATE INDEX users_live_created_at_id_idx ON users (created_at, id) WHERE deleted_at IS NULL AND erased_at IS NULL;

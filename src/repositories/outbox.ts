@@ -3,28 +3,17 @@ import type { Executor } from '../db/types.js'
 
 export type EmailTemplate = 'verify_email' | 'password_reset'
 
-export async function enqueueEmail (db: Executor, toAddress: string, template: EmailTemplate, payload: Record<string, unknown>) {
-  await db.insertInto('emailOutbox').values({ toAddress, template, payload: JSON.stringify(payload) }).execute()
+export async function insertEmail (db: Executor, email: { id: string, toAddress: string, template: EmailTemplate, payload: Record<string, unknown> }) {
+  await db.insertInto('emailOutbox').values({ ...email, payload: JSON.stringify(email.payload) }).execute()
 }
 
-/**
- * Emails due for delivery, oldest first: unsent, under maxAttempts, and past their backoff
- * (attempt n is due retryBaseSec * 2^n seconds after the row was created). With lock, the rows
- * are locked FOR UPDATE SKIP LOCKED, so concurrent workers never take the same email.
- */
-export function findDueEmails (db: Executor, options: { limit: number, maxAttempts: number, retryBaseSec: number, lock: boolean }) {
-  let query = db.selectFrom('emailOutbox')
+/** The email with that id, unless it was sent already (or erased). */
+export function findUnsentEmail (db: Executor, id: string) {
+  return db.selectFrom('emailOutbox')
     .select(['id', 'toAddress', 'template', 'payload', 'attempts'])
+    .where('id', '=', id)
     .where('sentAt', 'is', null)
-    .where('attempts', '<', options.maxAttempts)
-    .where(eb => eb.or([
-      eb('attempts', '=', 0),
-      eb(sql<Date>`created_at + make_interval(secs => ${options.retryBaseSec}::float8 * power(2, attempts))`, '<=', sql<Date>`now()`)
-    ]))
-    .orderBy('createdAt')
-    .limit(options.limit)
-  if (options.lock) query = query.forUpdate().skipLocked()
-  return query.execute()
+    .executeTakeFirst()
 }
 
 export async function markEmailSent (db: Executor, id: string) {

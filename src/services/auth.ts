@@ -11,7 +11,6 @@ import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as sessions from '../repositories/sessions.js'
 import * as tokens from '../repositories/tokens.js'
-import { enqueueEmail } from '../repositories/outbox.js'
 import * as users from '../repositories/users.js'
 import type { Executor } from '../repositories/users.js'
 import type { Register, Session, TokenPair } from '../../schemas/auth.js'
@@ -19,6 +18,7 @@ import type { User } from '../../schemas/user.js'
 import type { RequestContext } from './context.js'
 import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
+import type { EmailOutbox } from './email.js'
 
 export interface AccessClaims { sub: string, sid: string, typ: 'access' }
 
@@ -48,6 +48,7 @@ export interface AuthServiceDeps {
   config: Config
   hasher: PasswordHasher
   usersService: UsersService
+  emails: EmailOutbox
   signAccessToken: (claims: AccessClaims) => string
   loginGuard?: LoginGuard
   /**
@@ -58,7 +59,7 @@ export interface AuthServiceDeps {
 }
 
 export function createAuthService ({
-  db, compiled, config, hasher, usersService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
+  db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, and its refresh token. */
   async function tokenPair (ex: Executor, userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
@@ -220,7 +221,7 @@ export function createAuthService ({
       const token = randomToken()
       await db.transaction().execute(async trx => {
         await tokens.insertPasswordReset(trx, { userId: account.id, tokenHash: hashToken(token), expiresAt: new Date(Date.now() + PASSWORD_RESET_TTL_MS) })
-        await enqueueEmail(trx, account.email, 'password_reset', { token, userId: account.id })
+        await emails.queue(trx, account.email, 'password_reset', { token, userId: account.id })
       })
     },
 
@@ -280,7 +281,7 @@ export function createAuthService ({
       await db.transaction().execute(async trx => {
         const user = await tokens.lockUserEmailState(trx, actor.id)
         if (!user) throw unauthorized()
-        if (!user.emailVerified) await queueEmailVerification(trx, user.id, user.email)
+        if (!user.emailVerified) await queueEmailVerification(trx, emails, user.id, user.email)
       })
     },
 

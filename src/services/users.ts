@@ -20,6 +20,7 @@ import {
 import { assertAdministratorRemains } from './administrators.js'
 import { can, type RequestContext } from './context.js'
 import { queueEmailVerification } from './email-verification.js'
+import type { EmailOutbox } from './email.js'
 
 const iso = (d: Date | null) => d === null ? null : d.toISOString()
 
@@ -59,9 +60,9 @@ function pick (user: User, fields: UserField[] | undefined): Partial<User> {
 
 const AUDITED_FIELDS = ['email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile', 'deletedAt'] as const
 
-export interface UsersServiceDeps { db: DB, compiled: CompiledQueries, config: Config, hasher: PasswordHasher }
+export interface UsersServiceDeps { db: DB, compiled: CompiledQueries, config: Config, hasher: PasswordHasher, emails: EmailOutbox }
 
-export function createUsersService ({ db, compiled, hasher }: UsersServiceDeps) {
+export function createUsersService ({ db, compiled, hasher, emails }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, compiled, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -110,7 +111,7 @@ export function createUsersService ({ db, compiled, hasher }: UsersServiceDeps) 
     if (body.email !== undefined && body.email.toLowerCase() !== before.email) {
       update.email = body.email.toLowerCase()
       update.emailVerified = false
-      await queueEmailVerification(trx, before.id, body.email.toLowerCase())
+      await queueEmailVerification(trx, emails, before.id, body.email.toLowerCase())
     }
     if (body.firstName !== undefined) update.firstName = body.firstName
     if (body.lastName !== undefined) update.lastName = body.lastName
@@ -145,7 +146,7 @@ export function createUsersService ({ db, compiled, hasher }: UsersServiceDeps) 
       })
       await users.replaceUserRoles(trx, id, roleIds)
       if (body.profile) await users.saveProfile(trx, id, body.profile, true)
-      await queueEmailVerification(trx, id, email)
+      await queueEmailVerification(trx, emails, id, email)
       const user = await load(trx, id)
       await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
         action: 'user.created',

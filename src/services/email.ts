@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto'
+import nodemailer from 'nodemailer'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../config.js'
+import type { JobQueue } from '../jobs/job-queue.js'
+import type { Executor } from '../repositories/users.js'
+import { findUnsentEmail, insertEmail, markEmailFailed, markEmailSent, type EmailTemplate } from '../repositories/outbox.js'
+
+export const SEND_EMAIL_JOB = 'email.send'
+/** At most 10 tries; the n-th retry about 30 s * 2^n after the last (pg-boss adds jitter). */
+const RETRY = { retryLimit: 9, retryDelaySec: 30, retryBackoff: true }
+
+interface OutboxEmail { id: string, toAddress: string, template: EmailTemplate, payload: Record<string, unknown> }
+interface Mailer { send (email: OutboxEmail): Promise<void>, close (): void }
+
+export interface EmailOutbox {
+  /** Writes the email to the outbox and its delivery job, in the caller's transaction. */
+  queue (ex: Executor, toAddress: string, template: EmailTemplate, payload: Record<string, unknown>): Promise<void>
+  /**
+   * For a caller that inserts the outbox row itself (one statement that may insert nothing):
+   * an id for that row, with its delivery job already added on the executor. A job whose row
+   * never appears (or was erased since) completes without sending anything.
+   */
+  reserve (ex: Executor): Promise<string>
+}
+
+export interface EmailDelivery extends EmailOutbox {
+  /** Delivers every email that is due now; resolves to the number sent. */
+  deliverPending (): Promise<number>
+  close (): void
+}
+
+function render (email: OutboxEmail, appUrl: string) {
+  const token = email.payload?.token
+  if (typeof token !== 'string' || token === '') throw new Error(`the ${email.template} email has no token`)
+  const link = (path: string) => `${appUrl}${path}?token=${encodeURIComponent(token)}`
+  switch (email.template) {
+    case 'verify_email':
+      return { subject: 'Verify your email address', text: `Open this link to verify your email address:\n\n${link('/verify-email')}\n\nThe link expires in 24 hours.` }
+    case 'password_reset':
+      return { subject: 'Reset your password', text: `Open this link to choose a new password:\n\n${link('/reset-password')}\n\nThe link expires in 1 hour. If you did not ask for it, ignore this email.` }
+    default:
+      throw new Error(`unknown email template ${String(email.template)}`)
+  }
+}
+
+function createMailer (config: Config, log: FastifyBaseLogger): Mailer {
+  if (config.emailTransport === 'smtp') {
+    const transport = nodemailer.createTransport({
+      url: config.smtpUrl, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000
+    })
+    return {
+      async send (email) {
+        const { subject, text } = render(email, config.appUrl)
+        await transport.sendMail({ from: config.emailFrom, to: email.toAddress, subject, text })
+      },
+      close: () => transport.close()
+    }
+  }
+  // Development transport: says that an email went out, never what it carries (the token is a credential).
+  return {
+    async send (email) {
+      render(email, config.appUrl)
+      log.info({ emailId: email.id, template: email.template, to: email.toAddress }, 'email delivered (log transport)')
+    },
+    close () {}
+  }
+}
+
+/**
+ * Email delivery as a job: each outbox row has one `email.send` job, added in the same
+ * transaction. The job sends the row with the configured transport and records sent_at, or
+ * attempts and last_error and fails, to be retried with backoff. A row already sent is not sent
+ * again; a crash between sending and recording sends it again (at least once, as any outbox).
+ */
+export async function createEmailDelivery ({ config, log, jobs, db }: { config: Config, log: FastifyBaseLogger, jobs: JobQueue, db: Executor }): Promise<EmailDelivery> {
+  const mailer = createMailer(config, log)
+
+  await jobs.register<{ emailId: string }>(SEND_EMAIL_JOB, {
+    ...RETRY,
+    pollIntervalMs: config.emailPollIntervalMs,
+    async handler ({ data, attempt }) {
+      const email = await findUnsentEmail(db, data.emailId)
+      if (!email) return
+      try {
+        await mailer.send(email)
+      } catch (err) {
+        const message = (err as Error).message ?? String(err)
+        log.warn({ emailId: email.id, template: email.template, attempt, error: message }, 'email delivery failed')
+        await markEmailFailed(db, email.id, message)
+        throw err
+      }
+      await markEmailSent(db, email.id)
+    }
+  })
+
+  return {
+    async queue (ex, toAddress, template, payload) {
+      const id = randomUUID()
+      await insertEmail(ex, { id, toAddress, template, payload })
+      await jobs.enqueue(ex, SEND_EMAIL_JOB, { emailId: id })
+    },
+    async reserve (ex) {
+      const id = randomUUID()
+      await jobs.enqueue(ex, SEND_EMAIL_JOB, { emailId: id })
+      return id
+    },
+    deliverPending: () => jobs.runDue(SEND_EMAIL_JOB),
+    close: () => mailer.close()
+  }
+}
