@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
+import { selectUsers, type UserWithRelationsRow } from './users.js'
 
 export async function createSession (db: Executor, session: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date }) {
   const row = await db.insertInto('userSessions')
@@ -15,13 +16,15 @@ export async function insertRefreshToken (db: Executor, token: { sessionId: stri
 
 /**
  * Rotates a refresh token in one statement: marks it spent if, and only if, it is still usable
- * (unspent, unexpired, its session live, its user active), touches the session and stores its
- * successor with the session's expiry. Of several concurrent callers exactly one gets a row back:
- * the others wait for its row lock, then see spent_at set, and nothing is written for them.
+ * (unspent, unexpired, its session live, its user active), touches the session, stores its
+ * successor with the session's expiry and reads the user as returned. Of several concurrent
+ * callers exactly one gets a row back: the others wait for its row lock, then see spent_at set,
+ * and nothing is written for them.
  */
 export async function rotateRefreshToken (db: Executor, compiled: CompiledQueries, tokenHash: string, successorHash: string) {
   const result = await compiled.run(db, 'rotateRefreshToken', [tokenHash, successorHash], () => {
-    const query = sql<{ sessionId: string, userId: string, expiresAt: Date }>`
+    const user = selectUsers(db).where('u.id', '=', sql<string>`spent.user_id`)
+    const query = sql<UserWithRelationsRow & { sessionId: string }>`
       with spent as (
         update refresh_tokens rt set spent_at = now()
         from user_sessions s, users u
@@ -35,7 +38,7 @@ export async function rotateRefreshToken (db: Executor, compiled: CompiledQuerie
         insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
         select session_id, user_id, ${successorHash}, expires_at from spent
       )
-      select session_id, user_id, expires_at from spent`
+      select spent.session_id, the_user.* from spent cross join lateral (${user}) the_user`
     return { compile: () => query.compile(db) }
   })
   return result.rows[0]

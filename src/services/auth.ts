@@ -12,7 +12,7 @@ import { insertAudit } from '../repositories/audit.js'
 import * as sessions from '../repositories/sessions.js'
 import * as tokens from '../repositories/tokens.js'
 import * as users from '../repositories/users.js'
-import type { Executor } from '../repositories/users.js'
+import type { Executor, UserWithRelationsRow } from '../repositories/users.js'
 import type { Register, Session, TokenPair } from '../../schemas/auth.js'
 import type { User } from '../../schemas/user.js'
 import type { RequestContext } from './context.js'
@@ -61,16 +61,14 @@ export interface AuthServiceDeps {
 export function createAuthService ({
   db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
 }: AuthServiceDeps) {
-  /** The answer of a login or a refresh: an access token bound to the session, and its refresh token. */
-  async function tokenPair (ex: Executor, userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
-    const row = await users.findUserById(ex, compiled, userId)
-    if (!row) throw unauthorized('The refresh token is invalid or expired')
+  /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
+  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string): TokenPair {
     return {
-      accessToken: signAccessToken({ sub: userId, sid: sessionId, typ: 'access' }),
+      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access' }),
       refreshToken,
       tokenType: 'Bearer',
       expiresIn: Math.round(config.jwtExpirySec),
-      user: toUser(row)
+      user: toUser(user)
     }
   }
 
@@ -80,7 +78,9 @@ export function createAuthService ({
     const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
     const refreshToken = randomToken()
     await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
-    return tokenPair(ex, userId, sessionId, refreshToken)
+    const user = await users.findUserById(ex, compiled, userId)
+    if (!user) throw unauthorized()
+    return tokenPair(user, sessionId, refreshToken)
   }
 
   function actorOf (ctx: RequestContext) {
@@ -157,7 +157,7 @@ export function createAuthService ({
       const successor = randomToken()
       const rotate = async (ex: Executor) => {
         const rotated = await sessions.rotateRefreshToken(ex, compiled, tokenHash, hashToken(successor))
-        return rotated && tokenPair(ex, rotated.userId, rotated.sessionId, successor)
+        return rotated && tokenPair(rotated, rotated.sessionId, successor)
       }
       const pair = config.refreshReuseGraceSec === 0
         ? await rotate(db)
