@@ -110,6 +110,12 @@ export function lockUser (trx: Transaction<Database>, id: string, includeDeleted
   return query.forUpdate().executeTakeFirst()
 }
 
+/** The live user as returned, its row locked for the rest of the transaction: lock and read in one. */
+export function lockLiveUser (trx: Transaction<Database>, id: string) {
+  return selectUsers(trx).where('u.id', '=', id).where('u.erasedAt', 'is', null).where('u.deletedAt', 'is', null)
+    .forUpdate().executeTakeFirst()
+}
+
 export function findCredentialsByEmail (db: Executor, email: string) {
   return db.selectFrom('users')
     .select(['id', 'email', 'passwordHash', 'status', 'emailVerified'])

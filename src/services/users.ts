@@ -84,8 +84,9 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
 
   /** Locks the live user for the rest of the transaction and checks If-Match against it: the user as it was. */
   async function lockForChange (trx: Transaction<Database>, id: string, ifMatch: string | undefined): Promise<User> {
-    if (!await users.lockUser(trx, id)) throw notFound('User')
-    const before = await load(trx, id)
+    const row = await users.lockLiveUser(trx, id)
+    if (!row) throw notFound('User')
+    const before = toUser(row)
     if (ifMatch !== undefined && !etagMatches(ifMatch, etagOf(before))) throw preconditionFailed()
     return before
   }
@@ -96,7 +97,6 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
     const after = await db.transaction().execute(async trx => {
       const before = await lockForChange(trx, id, ifMatch)
       await apply(trx, before)
-      await users.updateUser(trx, id, {})
       const after = await load(trx, id)
       const changes = changesBetween(before, after, AUDITED_FIELDS)
       await insertAudit(trx, ctx, { action, userId: id, changes })
@@ -119,7 +119,8 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
       await lockAdministrators(trx)
       update.status = body.status
     }
-    if (Object.keys(update).length > 0) await users.updateUser(trx, before.id, update)
+    // Also when nothing but the profile or the roles changes: updated_at moves with every change.
+    await users.updateUser(trx, before.id, update)
     if (body.profile === null) await users.deleteProfile(trx, before.id)
     else if (body.profile !== undefined) await users.saveProfile(trx, before.id, body.profile, replaceProfile)
     if (body.roles !== undefined) {
@@ -237,9 +238,7 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
     },
 
     async saveProfile (ctx: RequestContext, id: string, profile: ProfileInput, replace: boolean): Promise<Profile> {
-      const user = await change(ctx, id, undefined, async (trx, before) => {
-        await users.saveProfile(trx, before.id, profile, replace)
-      })
+      const user = await change(ctx, id, undefined, (trx, before) => writeFields(trx, before, { profile }, replace))
       return user.profile as Profile
     },
 
