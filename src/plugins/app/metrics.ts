@@ -21,11 +21,13 @@ export default fp(async function metrics (fastify) {
     registers: [registry]
   })
   fastify.decorate('metrics', registry)
+  // One child per label set, kept: prom-client would otherwise hash the labels on every observation.
+  const series = new Map<string, Histogram.Internal<'route' | 'method' | 'status_code'>>()
   fastify.addHook('onResponse', async (request, reply) => {
-    duration.observe({
-      route: request.routeOptions.url ?? 'unmatched',
-      method: request.method,
-      status_code: String(reply.statusCode)
-    }, reply.elapsedTime / 1000)
+    const route = request.routeOptions.url ?? 'unmatched'
+    const key = `${reply.statusCode} ${request.method} ${route}`
+    let child = series.get(key)
+    if (!child) series.set(key, child = duration.labels(route, request.method, String(reply.statusCode)))
+    child.observe(reply.elapsedTime / 1000)
   })
 }, { name: 'metrics' })
