@@ -16,8 +16,9 @@ export async function insertRefreshToken (db: Executor, token: { sessionId: stri
 
 /**
  * Rotates a refresh token in one statement: marks it spent if, and only if, it is still usable
- * (unspent, unexpired, its session live, its user active), touches the session, stores its
- * successor with the session's expiry and reads the user as returned. Of several concurrent
+ * (unspent, unexpired, its session live, its user active), stores its successor with the
+ * session's expiry and reads the user as returned. The session is not written: its last use is
+ * when its newest refresh token was made (lastUsed). Of several concurrent
  * callers exactly one gets a row back: the others wait for its row lock, then see spent_at set,
  * and nothing is written for them.
  */
@@ -32,8 +33,6 @@ export async function rotateRefreshToken (db: Executor, compiled: CompiledQuerie
           and s.id = rt.session_id and s.revoked_at is null and s.expires_at > now()
           and u.id = rt.user_id and u.deleted_at is null and u.erased_at is null and u.status <> 'suspended'
         returning rt.session_id, rt.user_id, s.expires_at
-      ), touched as (
-        update user_sessions set last_used_at = now() where id = (select session_id from spent)
       ), successor as (
         insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
         select session_id, user_id, ${successorHash}, expires_at from spent
@@ -74,13 +73,19 @@ export async function revokeSessions (db: Executor, userId: string, exceptSessio
   return Number(result.numUpdatedRows)
 }
 
+/**
+ * When a login was last used: its newest refresh token was made then (the session row itself is
+ * not rewritten on every refresh, which would cost an UPDATE and a dead row per refresh).
+ */
+const lastUsed = sql<Date>`greatest(last_used_at, (select max(rt.created_at) from refresh_tokens rt where rt.session_id = user_sessions.id))`
+
 export function listActiveSessions (db: Executor, userId: string) {
   return db.selectFrom('userSessions')
-    .select(['id', 'createdAt', 'lastUsedAt', 'userAgent', 'ip'])
+    .select(['id', 'createdAt', lastUsed.as('lastUsedAt'), 'userAgent', 'ip'])
     .where('userId', '=', userId)
     .where('revokedAt', 'is', null)
     .where('expiresAt', '>', sql<Date>`now()`)
-    .orderBy('lastUsedAt', 'desc').orderBy('id', 'desc')
+    .orderBy(lastUsed, 'desc').orderBy('id', 'desc')
     .limit(1000)
     .execute()
 }
@@ -101,6 +106,6 @@ export function findAuthState (db: Executor, userId: string, sessionId: string) 
 /** Every login of the user, live or not, newest first (for a GDPR export). */
 export function listSessionsOfUser (db: Executor, userId: string) {
   return db.selectFrom('userSessions')
-    .select(['id', 'createdAt', 'lastUsedAt', 'expiresAt', 'revokedAt', 'userAgent', 'ip'])
+    .select(['id', 'createdAt', lastUsed.as('lastUsedAt'), 'expiresAt', 'revokedAt', 'userAgent', 'ip'])
     .where('userId', '=', userId).orderBy('createdAt', 'desc').execute()
 }
