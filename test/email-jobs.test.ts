@@ -5,14 +5,13 @@ import t, { type Test } from 'tap'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
-import { insertEmail } from '../src/repositories/outbox.js'
 import { SEND_EMAIL_JOB } from '../src/services/email.js'
 import { build, testConfig, uniqueEmail } from './helper.js'
 
 const row = (app: FastifyInstance, to: string) => app.database.db.selectFrom('emailOutbox')
   .select(['id', 'sentAt', 'attempts', 'lastError']).where('toAddress', '=', to).executeTakeFirst()
 
-/** The delivery jobs of one outbox row (pg-boss's table, created by migration 003). */
+/** The delivery jobs of one outbox row (pg-boss's table, created by migration 004). */
 async function jobsOf (app: FastifyInstance, emailId: string) {
   const { rows } = await sql<{ state: string, retryCount: number, startAfter: Date }>`
     select state, retry_count, start_after from pgboss.job where name = ${SEND_EMAIL_JOB} and data->>'emailId' = ${emailId}`
@@ -33,10 +32,8 @@ t.test('a rolled-back change leaves no email and no job; a committed one leaves 
     const to = uniqueEmail('tx')
     let emailId = ''
     await db.transaction().execute(async trx => {
-      // Both ways of writing an email: queue (row and job), and reserve + the caller's own insert.
       await app.emailOutbox.queue(trx, to, 'verify_email', { token: `tok-${randomUUID()}` })
-      emailId = await app.emailOutbox.reserve(trx)
-      await insertEmail(trx, { id: emailId, toAddress: to, template: 'password_reset', payload: { token: `tok-${randomUUID()}` } })
+      emailId = await app.emailOutbox.queue(trx, to, 'password_reset', { token: `tok-${randomUUID()}` })
       if (!commit) throw new Error('rolled back')
     }).catch(err => { if (commit || err.message !== 'rolled back') throw err })
     const rows = await db.selectFrom('emailOutbox').select('id').where('toAddress', '=', to).execute()
@@ -47,7 +44,7 @@ t.test('a rolled-back change leaves no email and no job; a committed one leaves 
   t.same(rolledBack.jobs, [], 'no job')
   const committed = await attempt(true)
   t.equal(committed.rows.length, 2, 'both outbox rows')
-  t.equal(committed.jobs.length, 1, 'one job for the reserved row')
+  t.equal(committed.jobs.length, 1, 'one job for the second email')
   t.equal(committed.jobs[0]?.state, 'created')
 })
 
@@ -104,7 +101,7 @@ t.test('a failing transport is retried after its backoff, then the email is sent
   t.equal((await row(app, to))?.attempts, 1, 'not retried before its backoff')
 
   // The backoff has passed.
-  await sql`update pgboss.job set start_after = now() where name = ${SEND_EMAIL_JOB} and data->>'emailId' = ${queued.id}`.execute(app.database.db)
+  await sql`update pgboss.job set start_after = now() - interval '1 second' where name = ${SEND_EMAIL_JOB} and data->>'emailId' = ${queued.id}`.execute(app.database.db)
   await app.emailDelivery.deliverPending()
   const sent = await row(app, to)
   t.ok(sent?.sentAt instanceof Date, 'sent on the second try')
@@ -117,10 +114,17 @@ t.test('a failing transport is retried after its backoff, then the email is sent
 })
 
 t.test('a job whose email was erased completes without sending', async t => {
-  const app = await build(t, {}, { EMAIL_TRANSPORT: 'log' })
-  const emailId = await app.emailOutbox.reserve(app.database.db)
+  const log = logLines()
+  const app = await buildApp(testConfig({}, { EMAIL_TRANSPORT: 'log' }), { logger: log.logger })
+  t.teardown(() => app.close())
+  await app.ready()
+  const to = uniqueEmail('erased')
+  const emailId = await app.emailOutbox.queue(app.database.db, to, 'verify_email', { token: `tok-${randomUUID()}` })
+  // Erasure deletes the user's outbox rows (deletePersonalRecords); the job stays behind.
+  await app.database.db.deleteFrom('emailOutbox').where('id', '=', emailId).execute()
   await app.emailDelivery.deliverPending()
   t.equal((await jobsOf(app, emailId))[0]?.state, 'completed')
+  t.notOk(log.lines.some(line => line.includes('email delivered') && line.includes(to)), 'nothing was sent')
 })
 
 t.test('two instances on one database deliver each email once', { skip: process.env.DATABASE_URL ? false : 'needs DATABASE_URL: each embedded app has its own database' }, async t => {

@@ -54,7 +54,7 @@ type WithHit<T> = T & { windowHit (key: string, windowMs: number, by: number): T
  * lost to the other instances (at most the allowance per key).
  *
  * Without Redis, or while it is unreachable or failing (see createRedisBreaker), each instance
- * counts in process, as createResilientCounter does: the limits stay on.
+ * counts in process: the limits stay on.
  */
 export function createBudgetCounter (redis: Redis | null, log: FastifyBaseLogger): BudgetCounter {
   const memory = createMemoryCounter()

@@ -19,12 +19,6 @@ declare module 'fastify' {
      * without it clear them before answering.
      */
     keepsAuthState?: boolean
-    /** `false`: Idempotency-Key is not honoured here (the route issues or ends tokens). Default: honoured on POST. */
-    idempotency?: false
-    /** The audit-log action the route records (`user.updated`). */
-    auditAction?: `${string}.${string}`
-    /** The route is deprecated: answers carry `Deprecation`, and `Sunset` when a date is given. */
-    deprecated?: true | { sunset: string }
   }
 }
 

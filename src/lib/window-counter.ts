@@ -1,6 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
-import { redisOrMemory } from './redis-fallback.js'
 
 export interface WindowCount {
   /** Hits in the current window. */
@@ -11,12 +9,11 @@ export interface WindowCount {
 
 /**
  * Fixed-window counters: a key's window starts with its first hit and lasts windowMs; when it
- * ends the key starts again from zero. Used for rate limits and login lockouts.
+ * ends the key starts again from zero. The rate limits count on them (see batched-counter.ts).
  */
 export interface WindowCounter {
-  /** Adds `by` (may be negative) to the key's count; a count at or below zero removes the key. */
+  /** Adds `by` (1 or more) to the key's count. */
   hit (key: string, windowMs: number, by?: number): Promise<WindowCount>
-  reset (key: string): Promise<void>
 }
 
 /** In-process counters: one instance's view only. Bounded: the oldest keys go first when full. */
@@ -28,7 +25,6 @@ export function createMemoryCounter (maxKeys = 100_000, now = () => Date.now()):
       let entry = windows.get(key)
       if (!entry || entry.endsAt <= t) {
         windows.delete(key)
-        if (by <= 0) return { count: 0, ttlMs: 0 }
         entry = { count: 0, endsAt: t + windowMs }
         windows.set(key, entry)
         for (const oldest of windows.keys()) {
@@ -37,14 +33,7 @@ export function createMemoryCounter (maxKeys = 100_000, now = () => Date.now()):
         }
       }
       entry.count += by
-      if (entry.count <= 0) {
-        windows.delete(key)
-        return { count: 0, ttlMs: 0 }
-      }
       return { count: entry.count, ttlMs: entry.endsAt - t }
-    },
-    async reset (key) {
-      windows.delete(key)
     }
   }
 }
@@ -52,10 +41,6 @@ export function createMemoryCounter (maxKeys = 100_000, now = () => Date.now()):
 // One round trip, atomic: concurrent hits from several instances never lose a count or a TTL.
 const HIT_SCRIPT = `
 local n = redis.call('INCRBY', KEYS[1], ARGV[2])
-if n <= 0 then
-  redis.call('DEL', KEYS[1])
-  return {0, 0}
-end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -74,25 +59,6 @@ export function createRedisCounter (redis: Redis): WindowCounter {
     async hit (key, windowMs, by = 1) {
       const [count, ttlMs] = await client.windowHit(key, Math.max(1, Math.round(windowMs)), by)
       return { count, ttlMs }
-    },
-    async reset (key) {
-      await client.del(key)
     }
-  }
-}
-
-/**
- * Redis counters that degrade to in-process ones, never to "no limit": when Redis is not
- * connected, or a command fails or times out, the in-process counters answer and Redis is left
- * alone for a few seconds, so an unreachable Redis costs no latency per request. While degraded
- * each instance counts on its own, so a limit is at worst multiplied by the number of instances.
- */
-export function createResilientCounter (redis: Redis | null, log: FastifyBaseLogger): WindowCounter {
-  const memory = createMemoryCounter()
-  if (!redis) return memory
-  const pick = redisOrMemory(redis, createRedisCounter(redis), memory, log, 'redis counter failed; counting in process for now')
-  return {
-    hit: (key, windowMs, by) => pick(counter => counter.hit(key, windowMs, by)),
-    reset: key => pick(counter => counter.reset(key))
   }
 }

@@ -103,11 +103,10 @@ export async function listUsers (db: Executor, compiled: CompiledQueries, filter
   return { rows, total }
 }
 
-/** Locks the user's row for the rest of the transaction (read-check-write without lost updates). */
-export function lockUser (trx: Transaction<Database>, id: string, includeDeleted = false) {
-  let query = trx.selectFrom('users').select(['id', 'email', 'deletedAt']).where('id', '=', id).where('erasedAt', 'is', null)
-  if (!includeDeleted) query = query.where('deletedAt', 'is', null)
-  return query.forUpdate().executeTakeFirst()
+/** Locks the user's row, live or soft-deleted (not erased), for the rest of the transaction (read-check-write without lost updates). */
+export function lockUser (trx: Transaction<Database>, id: string) {
+  return trx.selectFrom('users').select(['id', 'email', 'deletedAt']).where('id', '=', id).where('erasedAt', 'is', null)
+    .forUpdate().executeTakeFirst()
 }
 
 /** The live user as returned, its row locked for the rest of the transaction: lock and read in one. */

@@ -14,14 +14,11 @@ interface OutboxEmail { id: string, toAddress: string, template: EmailTemplate, 
 interface Mailer { send (email: OutboxEmail): Promise<void>, close (): void }
 
 export interface EmailOutbox {
-  /** Writes the email to the outbox and its delivery job, in the caller's transaction. */
-  queue (ex: Executor, toAddress: string, template: EmailTemplate, payload: Record<string, unknown>): Promise<void>
   /**
-   * For a caller that inserts the outbox row itself (one statement that may insert nothing):
-   * an id for that row, with its delivery job already added on the executor. A job whose row
-   * never appears (or was erased since) completes without sending anything.
+   * Writes the email to the outbox and its delivery job, in the caller's transaction; resolves to
+   * the outbox row's id. A job whose row was erased since completes without sending anything.
    */
-  reserve (ex: Executor): Promise<string>
+  queue (ex: Executor, toAddress: string, template: EmailTemplate, payload: Record<string, unknown>): Promise<string>
 }
 
 export interface EmailDelivery extends EmailOutbox {
@@ -98,10 +95,6 @@ export async function createEmailDelivery ({ config, log, jobs, db }: { config: 
     async queue (ex, toAddress, template, payload) {
       const id = randomUUID()
       await insertEmail(ex, { id, toAddress, template, payload })
-      await jobs.enqueue(ex, SEND_EMAIL_JOB, { emailId: id })
-    },
-    async reserve (ex) {
-      const id = randomUUID()
       await jobs.enqueue(ex, SEND_EMAIL_JOB, { emailId: id })
       return id
     },

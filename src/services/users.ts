@@ -271,7 +271,7 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
     /** GDPR erasure: personal data is overwritten for good; the audit trail keeps its shape without PII. */
     async erase (ctx: RequestContext, id: string) {
       await db.transaction().execute(async trx => {
-        const locked = await users.lockUser(trx, id, true)
+        const locked = await users.lockUser(trx, id)
         if (!locked) throw notFound('User')
         await lockAdministrators(trx)
         const now = new Date()
@@ -295,7 +295,7 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
 
     restore (ctx: RequestContext, id: string): Promise<User> {
       return db.transaction().execute(async trx => {
-        const locked = await users.lockUser(trx, id, true)
+        const locked = await users.lockUser(trx, id)
         if (!locked) throw notFound('User')
         if (locked.deletedAt === null) return load(trx, id)
         await users.updateUser(trx, id, { deletedAt: null })

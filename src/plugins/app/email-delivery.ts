@@ -12,7 +12,7 @@ declare module 'fastify' {
 /** Registers email delivery (services/email.ts) as a job on the job queue; EMAIL_POLL_INTERVAL 0 leaves delivery to deliverPending. */
 export default fp(async function emailDelivery (fastify) {
   const delivery = await createEmailDelivery({ config: fastify.config, log: fastify.log, jobs: fastify.jobs, db: fastify.database.db })
-  fastify.decorate('emailOutbox', { queue: delivery.queue, reserve: delivery.reserve })
+  fastify.decorate('emailOutbox', { queue: delivery.queue })
   fastify.decorate('emailDelivery', { deliverPending: delivery.deliverPending })
   // onClose runs in reverse order, so this runs before the queue's own: stop the jobs (a running
   // delivery finishes), then close the transport.
