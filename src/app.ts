@@ -8,7 +8,7 @@ import { createValidatorCompiler } from './lib/validation.js'
 import { requestIdOf } from './lib/request-id.js'
 import { buildSerializer } from './lib/serializer.js'
 import { lazyChildLoggerFactory } from './lib/request-logger.js'
-import errorHandler from './plugins/app/error-handler.js'
+import errorHandler, { answerClientError, routeFrameworkError } from './plugins/app/error-handler.js'
 import swagger from './plugins/external/swagger.js'
 import database from './plugins/app/db.js'
 import auth from './plugins/app/auth.js'
@@ -84,6 +84,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     // Starting the embedded database and migrating can take well over Fastify's default 10 s on a busy machine.
     pluginTimeout: 120_000,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors: routeFrameworkError,
+    clientErrorHandler: answerClientError,
     ajv: { customOptions: { removeAdditional: false } },
     schemaController: { compilersFactory: { buildSerializer } }
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -51,4 +51,5 @@ export function fromDatabaseError (err: unknown): AppError | undefined {
     default: return undefined
   }
 }
+export const uriTooLong = () => new AppError(414, 'URI_TOO_LONG', 'A path segment is longer than the server accepts')
 export const unsupportedMediaType = () => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type; send application/json')

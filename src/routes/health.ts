@@ -32,14 +32,14 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     return { success: true as const, data: { status: 'ok' as const, checks: result as { database: 'ok', redis?: 'ok' } } }
   }
 
-  const readinessSchema = (operationId: string) => ({
+  const readinessSchema = (operationId: string, ...statuses: number[]) => ({
     operationId,
     tags: ['health'],
     summary: 'Readiness: every dependency answers',
-    response: { 200: ReadinessResponseSchema, ...errors(503) }
+    response: { 200: ReadinessResponseSchema, ...errors(...statuses, 503) }
   })
   fastify.get('/health/ready', { logLevel: 'warn', schema: readinessSchema('readiness') }, readiness)
-  fastify.get('/api/v1/health', { logLevel: 'warn', schema: readinessSchema('apiHealth') }, readiness)
+  fastify.get('/api/v1/health', { logLevel: 'warn', schema: readinessSchema('apiHealth', 429) }, readiness)
 }
 
 export default healthRoutes

@@ -1,7 +1,10 @@
 import fp from 'fastify-plugin'
 import FindMyWay from 'find-my-way'
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES as HTTP_STATUS, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { AppError, fromDatabaseError, type ErrorDetail } from '../../errors.js'
+import { AppError, fromDatabaseError, uriTooLong, validationError, type ErrorDetail } from '../../errors.js'
 
 const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'PAYLOAD_TOO_LARGE'],
@@ -23,6 +26,52 @@ const STATUS_CODES: Record<number, string> = {
   415: 'UNSUPPORTED_MEDIA_TYPE',
   429: 'RATE_LIMITED',
   503: 'SERVICE_UNAVAILABLE'
+}
+
+// The error a request refused by the router carries while it is routed again as an unknown path.
+const kRouterError = Symbol('error of a URL the router refused')
+type RoutedAgain = IncomingMessage & { [kRouterError]?: AppError, originalUrl?: string }
+
+/**
+ * Fastify's `frameworkErrors`: the router refuses a path with a malformed percent-encoding or a
+ * segment over maxParamLength before any hook runs. Routing the request again as an unknown
+ * path gives it what every answer gets (request id, security headers, CORS, the rate limit and
+ * its headers, the log line) and lets the not-found handler answer it in the envelope.
+ */
+export function routeFrameworkError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const raw = request.raw as RoutedAgain
+  if (raw[kRouterError]) return sendError(reply, 500, 'INTERNAL_ERROR', 'An unexpected error occurred')
+  raw[kRouterError] = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+    ? uriTooLong()
+    : error.code === 'FST_ERR_BAD_URL'
+      ? validationError('The path is malformed (an invalid percent-encoding)', [{ field: 'path', message: 'is not a valid URL path' }])
+      : new AppError(500, 'INTERNAL_ERROR', 'An unexpected error occurred')
+  raw.originalUrl = raw.url
+  // An unknown path under the API's prefix, so that the API's rate limit applies to it.
+  raw.url = raw.url?.startsWith('/api/v1/') ? '/api/v1/' : '/'
+  request.server.routing(raw, reply.raw)
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's parser refuses (headers over the size limit,
+ * malformed HTTP, a request that took too long to arrive) never becomes a request; it still gets
+ * the envelope and a request id, written straight to the socket as Fastify's default does.
+ */
+export function answerClientError (this: { log: { debug: (o: object, m: string) => void } }, err: Error & { code?: string }, socket: Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'HEADERS_TOO_LARGE', 'The request headers are larger than the server accepts']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'REQUEST_TIMEOUT', 'The request took too long to arrive']
+      : [400, 'VALIDATION_ERROR', 'The request is not valid HTTP']
+  const requestId = randomUUID()
+  this.log.debug({ err, requestId }, 'client error')
+  const body = JSON.stringify({ success: false, error: { code, message, requestId } })
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${HTTP_STATUS[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
 }
 
 function validationDetails (err: FastifyError): ErrorDetail[] {
@@ -83,6 +132,8 @@ export default fp(async function errorHandler (fastify) {
   })
 
   fastify.setNotFoundHandler(function (request, reply) {
+    const refused = (request.raw as RoutedAgain)[kRouterError]
+    if (refused) throw refused
     const path = request.url.split('?')[0]
     const allowed = [...knownMethods].filter(m => m !== request.method && methodsByPath.find(m as any, path))
     if (allowed.length > 0) {

@@ -10,9 +10,26 @@ export const OPENAPI_INFO = {
 
 const SHARED_RESPONSES = {
   PayloadTooLarge: '413: the body is larger than BODY_LIMIT (PAYLOAD_TOO_LARGE); any operation with a body',
+  UriTooLong: '414: a path segment is longer than the router accepts (URI_TOO_LONG); any operation with a path parameter',
   UnsupportedMediaType: '415: the body is not JSON (UNSUPPORTED_MEDIA_TYPE); any operation with a body',
+  RequestTimeout: '408: the request did not arrive within the server\'s request timeout (REQUEST_TIMEOUT); refused before routing',
+  RequestHeaderFieldsTooLarge: '431: the request headers are over the server\'s limit (HEADERS_TOO_LARGE); refused before routing',
   InternalError: '500: an unexpected failure (INTERNAL_ERROR); never reveals internals',
   ServiceUnavailable: '503: a dependency is unavailable (SERVICE_UNAVAILABLE), with Retry-After; any operation'
+}
+
+interface Parameter { in: string, required?: boolean, schema?: { default?: unknown } }
+
+/** A parameter with a default need not be sent: TypeBox lists it as required because the handler always sees a value. */
+function defaultsOptional<T extends object> (document: T): T {
+  for (const item of Object.values<Record<string, { parameters?: Parameter[] }>>((document as { paths?: any }).paths ?? {})) {
+    for (const operation of Object.values(item)) {
+      for (const parameter of operation.parameters ?? []) {
+        if (parameter.in !== 'path' && parameter.schema?.default !== undefined) delete parameter.required
+      }
+    }
+  }
+  return document
 }
 
 /** The OpenAPI document is generated from the routes' TypeBox schemas; components keep their $id names. */
@@ -38,6 +55,7 @@ export default fp(async function swagger (fastify) {
         }]))
       }
     },
+    transformObject: document => defaultsOptional('openapiObject' in document ? document.openapiObject : document.swaggerObject),
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`)
     }
