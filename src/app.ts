@@ -26,12 +26,14 @@ import jobs from './plugins/app/jobs.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
 import metricsRoutes from './routes/metrics.js'
+import testRoutes from './routes/test.js'
 import { RoleSchema } from '../schemas/role.js'
 import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
 import { ErrorDetailSchema, ErrorSchema } from '../schemas/common.js'
 import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, PaginationSchema, UserExportSchema } from '../schemas/user.js'
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
 import { ReadinessSchema } from '../schemas/health.js'
+import { CapturedEmailSchema } from '../schemas/test.js'
 import { unsupportedMediaType } from './errors.js'
 
 declare module 'fastify' {
@@ -42,7 +44,7 @@ declare module 'fastify' {
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
   UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
-  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema
+  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema
 ]
 
 const REDACT = [
@@ -136,6 +138,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
+  if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app
 }

@@ -23,7 +23,7 @@ export const EnvSchema = Type.Object({
   CORS_ORIGINS: Type.String({ default: '' }),
   ADMIN_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$' })),
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
-  EMAIL_TRANSPORT: Type.Union([Type.Literal('log'), Type.Literal('smtp')], { default: 'log' }),
+  EMAIL_TRANSPORT: Type.Union([Type.Literal('log'), Type.Literal('smtp'), Type.Literal('capture')], { default: 'log' }),
   SMTP_URL: Type.Optional(Type.String()),
   EMAIL_FROM: Type.String({ default: 'no-reply@localhost' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -37,7 +37,8 @@ export const EnvSchema = Type.Object({
   APP_URL: Type.String({ default: 'http://localhost:3000' }),
   REFRESH_REUSE_GRACE: Type.Number({ default: 0, minimum: 0 }),
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false }),
-  BODY_LIMIT: Type.Integer({ default: 102400, minimum: 1024 })
+  BODY_LIMIT: Type.Integer({ default: 102400, minimum: 1024 }),
+  TEST_ENDPOINTS: Type.Boolean({ default: false })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -63,7 +64,8 @@ export interface Config {
   corsOrigins: string[]
   adminEmail?: string
   adminPassword?: string
-  emailTransport: 'log' | 'smtp'
+  /** capture: emails are only kept in the outbox, for test pipelines to read (TEST_ENDPOINTS). */
+  emailTransport: 'log' | 'smtp' | 'capture'
   smtpUrl?: string
   emailFrom: string
   trustProxy: boolean | number | string[]
@@ -80,6 +82,8 @@ export interface Config {
   appUrl: string
   refreshReuseGraceSec: number
   requireEmailVerification: boolean
+  /** Routes under /api/v1/test for test pipelines (the captured emails); refused in production. */
+  testEndpoints: boolean
   bodyLimit: number
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
@@ -124,6 +128,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   if (production) {
     const reason = weakSecretReason(env.JWT_SECRET)
     if (reason) throw new ConfigError(reason)
+    // Either would hand out every reset and verification token, or send no email at all.
+    if (env.TEST_ENDPOINTS) throw new ConfigError('TEST_ENDPOINTS=true is refused when NODE_ENV=production: it lets an admin read every email\'s token')
+    if (env.EMAIL_TRANSPORT === 'capture') throw new ConfigError('EMAIL_TRANSPORT=capture is refused when NODE_ENV=production: no email would be sent')
   }
   if (env.EMAIL_TRANSPORT === 'smtp' && !env.SMTP_URL) throw new ConfigError('SMTP_URL is required when EMAIL_TRANSPORT=smtp')
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
@@ -162,6 +169,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     refreshReuseGraceSec: env.REFRESH_REUSE_GRACE,
     requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION,
     bodyLimit: env.BODY_LIMIT,
+    testEndpoints: env.TEST_ENDPOINTS,
     argon2MemoryKiB: 19456
   }
 }

@@ -4,7 +4,8 @@ import { buildApp } from '../app.js'
 import { loadConfig } from '../config.js'
 
 export async function generateOpenApi () {
-  const app = await buildApp({ ...loadConfig({ DATA_DIR: 'memory://', LOG_LEVEL: 'silent' }) })
+  // The test routes are in the document, tagged `test`; a service serves them only with TEST_ENDPOINTS=true.
+  const app = await buildApp({ ...loadConfig({ DATA_DIR: 'memory://', LOG_LEVEL: 'silent', TEST_ENDPOINTS: 'true' }) })
   await app.ready()
   const document = app.swagger()
   await app.close()

@@ -27,3 +27,13 @@ export async function markEmailFailed (db: Executor, id: string, error: string) 
     .set(eb => ({ attempts: eb('attempts', '+', 1), lastError: error.slice(0, 500) }))
     .where('id', '=', id).execute()
 }
+
+/** The newest emails to an address, sent or not (the test endpoints read them). */
+export function listEmailsTo (db: Executor, toAddress: string, limit: number) {
+  return db.selectFrom('emailOutbox')
+    .select(['id', 'toAddress', 'template', 'payload', 'createdAt', 'sentAt'])
+    .where(sql<string>`lower(to_address)`, '=', toAddress.toLowerCase())
+    .orderBy('createdAt', 'desc').orderBy('id', 'desc')
+    .limit(limit)
+    .execute()
+}

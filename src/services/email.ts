@@ -4,7 +4,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { JobQueue } from '../jobs/job-queue.js'
 import type { Executor } from '../repositories/users.js'
-import { findUnsentEmail, insertEmail, markEmailFailed, markEmailSent, type EmailTemplate } from '../repositories/outbox.js'
+import { findUnsentEmail, insertEmail, listEmailsTo, markEmailFailed, markEmailSent, type EmailTemplate } from '../repositories/outbox.js'
+import type { CapturedEmail } from '../../schemas/test.js'
 
 export const SEND_EMAIL_JOB = 'email.send'
 /** At most 10 tries; the n-th retry about 30 s * 2^n after the last (pg-boss adds jitter). */
@@ -24,6 +25,8 @@ export interface EmailOutbox {
 export interface EmailDelivery extends EmailOutbox {
   /** Delivers every email that is due now; resolves to the number sent. */
   deliverPending (): Promise<number>
+  /** The newest emails to an address as they read, tokens included: for test pipelines only. */
+  listTo (toAddress: string, limit: number): Promise<CapturedEmail[]>
   close (): void
 }
 
@@ -54,6 +57,8 @@ function createMailer (config: Config, log: FastifyBaseLogger): Mailer {
       close: () => transport.close()
     }
   }
+  // Test transport: the outbox row is the kept copy (listTo reads it).
+  if (config.emailTransport === 'capture') return { async send (email) { render(email, config.appUrl) }, close () {} }
   // Development transport: says that an email went out, never what it carries (the token is a credential).
   return {
     async send (email) {
@@ -99,6 +104,14 @@ export async function createEmailDelivery ({ config, log, jobs, db }: { config: 
       return id
     },
     deliverPending: () => jobs.runDue(SEND_EMAIL_JOB),
+    async listTo (toAddress, limit) {
+      const rows = await listEmailsTo(db, toAddress, limit)
+      return rows.map(row => {
+        const payload = row.payload as Record<string, unknown>
+        const { subject, text } = render({ ...row, payload }, config.appUrl)
+        return { id: row.id, to: row.toAddress, template: row.template, subject, text, payload, createdAt: row.createdAt.toISOString(), sentAt: row.sentAt?.toISOString() ?? null }
+      })
+    },
     close: () => mailer.close()
   }
 }

@@ -5,7 +5,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Queues emails in the caller's transaction (services use it). */
     emailOutbox: EmailOutbox
-    emailDelivery: Pick<EmailDelivery, 'deliverPending'>
+    emailDelivery: Pick<EmailDelivery, 'deliverPending' | 'listTo'>
   }
 }
 
@@ -13,7 +13,7 @@ declare module 'fastify' {
 export default fp(async function emailDelivery (fastify) {
   const delivery = await createEmailDelivery({ config: fastify.config, log: fastify.log, jobs: fastify.jobs, db: fastify.database.db })
   fastify.decorate('emailOutbox', { queue: delivery.queue })
-  fastify.decorate('emailDelivery', { deliverPending: delivery.deliverPending })
+  fastify.decorate('emailDelivery', { deliverPending: delivery.deliverPending, listTo: delivery.listTo })
   // onClose runs in reverse order, so this runs before the queue's own: stop the jobs (a running
   // delivery finishes), then close the transport.
   fastify.addHook('onClose', async () => {

@@ -44,7 +44,8 @@ export default fp(async function swagger (fastify) {
         { name: 'auth', description: 'Logins, tokens, sessions, passwords and email verification' },
         { name: 'users', description: 'User accounts and profiles' },
         { name: 'roles', description: 'Roles and their permissions' },
-        { name: 'audit', description: 'The audit trail' }
+        { name: 'audit', description: 'The audit trail' },
+        { name: 'test', description: 'For test pipelines: served only with TEST_ENDPOINTS=true, never in production' }
       ],
       components: {
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
