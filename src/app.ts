@@ -8,6 +8,7 @@ import { createValidatorCompiler } from './lib/validation.js'
 import { requestIdOf } from './lib/request-id.js'
 import { buildSerializer } from './lib/serializer.js'
 import { lazyChildLoggerFactory } from './lib/request-logger.js'
+import { bufferedStdout, type LogStream } from './lib/log-stream.js'
 import errorHandler, { answerClientError, routeFrameworkError } from './plugins/app/error-handler.js'
 import swagger from './plugins/external/swagger.js'
 import database from './plugins/app/db.js'
@@ -55,15 +56,13 @@ const REDACT = [
   'err.params', 'err.detail'
 ]
 
-export function loggerOptions (config: Config): FastifyServerOptions['logger'] {
+export function loggerOptions (config: Config, stdout: LogStream): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
     redact: { paths: REDACT, censor: '[redacted]' },
-    // Buffered, asynchronous writes: a request must not wait for stdout. pino flushes the
-    // buffer when the process exits.
     ...(process.stdout.isTTY && !config.production
       ? { transport: { target: 'pino-pretty' } }
-      : { stream: pino.destination({ dest: 1, sync: false, minLength: 4096 }) })
+      : { stream: stdout.stream, hooks: stdout.hooks })
   }
 }
 
@@ -73,8 +72,9 @@ export interface BuildOptions {
 
 /** The whole application as a Fastify instance, not yet listening: the server and the tests both build it here. */
 export async function buildApp (config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const stdout = options.logger ? undefined : bufferedStdout()
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config),
+    logger: stdout ? loggerOptions(config, stdout) : options.logger,
     genReqId: requestIdOf,
     // Fastify accepts a hop count too; its types only lack it.
     trustProxy: config.trustProxy as boolean | string | string[],
@@ -92,6 +92,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     schemaController: { compilersFactory: { buildSerializer } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  if (stdout) app.addHook('onClose', async () => stdout.close())
   app.setValidatorCompiler(createValidatorCompiler(SHARED_SCHEMAS))
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
 

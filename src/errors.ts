@@ -39,6 +39,8 @@ function isConnectionFailure (e: { code?: string, message?: string }) {
 export function fromDatabaseError (err: unknown): AppError | undefined {
   const e = err as { code?: string, constraint?: string, message?: string }
   if (isConnectionFailure(e)) return serviceUnavailable('The database is unavailable, try again shortly', undefined, 2)
+  // A statement ended by DB_STATEMENT_TIMEOUT or a lock wait: transient, like a busy database.
+  if (e?.code === '57014' || e?.code === '55P03') return serviceUnavailable('The database is busy, try again shortly', undefined, 2)
   if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) return undefined
   switch (e.code) {
     case '23505':

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import type { FastifyRequest, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { buildApp, loggerOptions } from '../src/app.js'
+import { bufferedStdout } from '../src/lib/log-stream.js'
 import { hashToken } from '../src/lib/tokens.js'
 import { createUser, testConfig, uniqueEmail } from './helper.js'
 import { forgeJwt } from './auth-helpers.js'
@@ -19,7 +20,9 @@ type Kind = 'password' | 'access token' | 'refresh token' | 'verify token' | 're
 const lines: string[] = []
 const stream = new Writable({ write (chunk, _encoding, done) { lines.push(...String(chunk).split('\n').filter(Boolean)); done() } })
 const config = testConfig({}, { EMAIL_TRANSPORT: 'log' })
-const base = loggerOptions(config)
+const stdout = bufferedStdout()
+t.teardown(() => stdout.close())
+const base = loggerOptions(config, stdout)
 const app = await buildApp(config, {
   logger: {
     ...(typeof base === 'object' ? base : {}),

@@ -119,6 +119,7 @@ export default fp(async function errorHandler (fastify) {
     const fromDb = fromDatabaseError(err)
     if (fromDb) {
       request.log.info({ err }, 'database rejected the request')
+      if (fromDb.headers) reply.headers(fromDb.headers)
       return sendError(reply, fromDb.statusCode, fromDb.code, fromDb.message, fromDb.details)
     }
     const status = err.statusCode ?? 500
