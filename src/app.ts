@@ -20,6 +20,7 @@ import usersRoutes from './routes/users.js'
 import redis from './plugins/external/redis.js'
 import helmet from './plugins/external/helmet.js'
 import cors from './plugins/external/cors.js'
+import compress from './plugins/external/compress.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import metrics from './plugins/app/metrics.js'
 import emailDelivery from './plugins/app/email-delivery.js'
@@ -125,6 +126,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // Before anything that does work per request: headers, CORS and rate limits apply to every answer.
   await app.register(redis)
   await app.register(helmet)
+  await app.register(compress)
   await app.register(cors)
   await app.register(rateLimit)
   await app.register(metrics)
