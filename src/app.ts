@@ -21,6 +21,7 @@ import redis from './plugins/external/redis.js'
 import helmet from './plugins/external/helmet.js'
 import cors from './plugins/external/cors.js'
 import compress from './plugins/external/compress.js'
+import overload from './plugins/external/overload.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import metrics from './plugins/app/metrics.js'
 import emailDelivery from './plugins/app/email-delivery.js'
@@ -129,6 +130,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(compress)
   await app.register(cors)
   await app.register(rateLimit)
+  await app.register(overload)
   await app.register(metrics)
   await app.register(database)
   await app.register(auth)

@@ -38,7 +38,9 @@ export const EnvSchema = Type.Object({
   REFRESH_REUSE_GRACE: Type.Number({ default: 0, minimum: 0 }),
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false }),
   BODY_LIMIT: Type.Integer({ default: 102400, minimum: 1024 }),
-  TEST_ENDPOINTS: Type.Boolean({ default: false })
+  TEST_ENDPOINTS: Type.Boolean({ default: false }),
+  MAX_EVENT_LOOP_DELAY: Duration('1s'),
+  MAX_HEAP_USED_BYTES: Type.Integer({ default: 0, minimum: 0 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -84,6 +86,9 @@ export interface Config {
   requireEmailVerification: boolean
   /** Routes under /api/v1/test for test pipelines (the captured emails); refused in production. */
   testEndpoints: boolean
+  /** Overload: above either, requests are 503 (0 turns a check off). */
+  maxEventLoopDelayMs: number
+  maxHeapUsedBytes: number
   bodyLimit: number
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
@@ -170,6 +175,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION,
     bodyLimit: env.BODY_LIMIT,
     testEndpoints: env.TEST_ENDPOINTS,
+    maxEventLoopDelayMs: secondsOf('MAX_EVENT_LOOP_DELAY', env.MAX_EVENT_LOOP_DELAY) * 1000,
+    maxHeapUsedBytes: env.MAX_HEAP_USED_BYTES,
     argon2MemoryKiB: 19456
   }
 }
