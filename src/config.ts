@@ -1,4 +1,5 @@
 import { envSchema } from 'env-schema'
+import proxyAddr from '@fastify/proxy-addr'
 import { Type, type Static } from '@sinclair/typebox'
 import { parseDuration } from './lib/duration.js'
 
@@ -40,7 +41,9 @@ export const EnvSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ default: 102400, minimum: 1024 }),
   TEST_ENDPOINTS: Type.Boolean({ default: false }),
   MAX_EVENT_LOOP_DELAY: Duration('1s'),
-  MAX_HEAP_USED_BYTES: Type.Integer({ default: 0, minimum: 0 })
+  MAX_HEAP_USED_BYTES: Type.Integer({ default: 0, minimum: 0 }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  METRICS_ALLOW: Type.String({ default: 'loopback' })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -89,6 +92,10 @@ export interface Config {
   /** Overload: above either, requests are 503 (0 turns a check off). */
   maxEventLoopDelayMs: number
   maxHeapUsedBytes: number
+  /** /metrics on its own port (not on the API's); without it, on the API port to metricsAllow only. */
+  metricsPort?: number
+  /** Addresses and CIDRs (and proxy-addr's names: loopback, linklocal, uniquelocal). */
+  metricsAllow: string[]
   bodyLimit: number
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
@@ -138,6 +145,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     if (env.EMAIL_TRANSPORT === 'capture') throw new ConfigError('EMAIL_TRANSPORT=capture is refused when NODE_ENV=production: no email would be sent')
   }
   if (env.EMAIL_TRANSPORT === 'smtp' && !env.SMTP_URL) throw new ConfigError('SMTP_URL is required when EMAIL_TRANSPORT=smtp')
+  const metricsAllow = env.METRICS_ALLOW.split(',').map(s => s.trim()).filter(Boolean)
+  try { proxyAddr.compile(metricsAllow) } catch (err) { throw new ConfigError(`METRICS_ALLOW: ${(err as Error).message}`) }
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
   return {
     env: env.NODE_ENV,
@@ -177,6 +186,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     testEndpoints: env.TEST_ENDPOINTS,
     maxEventLoopDelayMs: secondsOf('MAX_EVENT_LOOP_DELAY', env.MAX_EVENT_LOOP_DELAY) * 1000,
     maxHeapUsedBytes: env.MAX_HEAP_USED_BYTES,
+    metricsPort: env.METRICS_PORT,
+    metricsAllow,
     argon2MemoryKiB: 19456
   }
 }
