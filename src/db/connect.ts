@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import { Kysely, PostgresDialect, sql, type LogEvent } from 'kysely'
 import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
@@ -58,9 +58,13 @@ function preparedStatements (client: pg.PoolClient, statementName: (text: string
   }) as typeof client.query
 }
 
-export async function connectDatabase (config: Config, log: FastifyBaseLogger): Promise<DatabaseHandle> {
+/** Times each statement, Kysely's and the compiled ones alike. */
+export type QueryObserver = (sql: string, seconds: number) => void
+
+export async function connectDatabase (config: Config, log: FastifyBaseLogger, observeQuery: QueryObserver = () => {}): Promise<DatabaseHandle> {
   const camelCase = new RowsCamelCasePlugin()
   const plugins = [camelCase]
+  const logQuery = (event: LogEvent) => observeQuery(event.query.sql, event.queryDurationMillis / 1000)
   if (config.databaseUrl) {
     const statementName = createStatementNamer()
     const pool = new pg.Pool({
@@ -81,11 +85,16 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
       client.on('error', err => log.warn({ err }, 'database connection lost'))
       preparedStatements(client, statementName)
     })
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins })
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins, log: logQuery })
     const compiled = new CompiledQueries(async (text, parameters) => {
       const name = parameters.length > 0 ? statementName(text) : undefined
-      const { fields, rows } = await pool.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
-      return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
+      const started = performance.now()
+      try {
+        const { fields, rows } = await pool.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
+        return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
+      } finally {
+        observeQuery(text, (performance.now() - started) / 1000)
+      }
     })
     const listeners = new Set<pg.Client>()
     let closing = false
@@ -143,7 +152,7 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger): 
   const inMemory = config.dataDir === 'memory://' || config.dataDir === ':memory:'
   if (!inMemory) await mkdir(config.dataDir, { recursive: true })
   const client = new PGlite({ dataDir: inMemory ? undefined : config.dataDir, extensions: { pg_trgm: pgTrgm } })
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(client), plugins })
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(client), plugins, log: logQuery })
   return {
     db,
     compiled: new CompiledQueries(),

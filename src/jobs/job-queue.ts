@@ -27,6 +27,8 @@ export interface JobQueue {
   enqueue<T extends object> (ex: Executor, name: string, data: T): Promise<void>
   /** Runs the due jobs of a name now, until none is left; resolves to how many succeeded. One run at a time per name. */
   runDue (name: string): Promise<number>
+  /** Per queue with waiting jobs: how many wait (due or not yet), and how long the oldest has. */
+  backlog (): Promise<Array<{ queue: string, pending: number, oldestAgeSec: number }>>
   /** Stops polling, waits for running jobs, stops pg-boss. Idempotent. */
   stop (): Promise<void>
 }
@@ -133,6 +135,13 @@ export async function createJobQueue ({ db, log }: { db: Executor, log: FastifyB
     },
 
     runDue,
+
+    async backlog () {
+      const { rows } = await db.withoutPlugins().executeQuery(CompiledQuery.raw(
+        `select name as queue, count(*)::int as pending, extract(epoch from now() - min(created_on))::float8 as "oldestAgeSec"
+           from pgboss.job where state in ('created', 'retry') group by name`, []))
+      return rows as Array<{ queue: string, pending: number, oldestAgeSec: number }>
+    },
 
     stop () {
       stopping ??= (async () => {

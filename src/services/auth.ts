@@ -1,4 +1,5 @@
 import type { Config } from '../config.js'
+import { NO_METRICS, type AppMetrics } from '../lib/app-metrics.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
 import {
@@ -56,10 +57,12 @@ export interface AuthServiceDeps {
    * default; the app passes one shared through Redis when REDIS_URL is set.
    */
   refreshGraceCache?: TtlCache<TokenPair>
+  metrics?: AppMetrics
 }
 
 export function createAuthService ({
-  db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>()
+  db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
+  metrics = NO_METRICS
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
   function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string): TokenPair {
@@ -99,6 +102,7 @@ export function createAuthService ({
       if (answer && successor && successor.spentAt === null) return answer
     }
     // A spent token came back: a copy of it exists somewhere, so nothing of this login can be trusted.
+    metrics.refreshReused()
     await db.transaction().execute(async trx => {
       const revoked = await sessions.revokeSession(trx, token.sessionId)
       await insertAudit(trx, { ...ctx, actorId: null }, { action: 'auth.token_reused', userId: token.userId, changes: { sessionId: token.sessionId, sessionRevoked: revoked } })
@@ -114,7 +118,7 @@ export function createAuthService ({
 
     async login (ctx: RequestContext, email: string, password: string): Promise<TokenPair> {
       const normalized = email.trim().toLowerCase()
-      const attempt = await loginGuard.begin(normalized, ctx)
+      const attempt = await loginGuard.begin(normalized, ctx).catch(err => { metrics.login('locked'); throw err })
       // Anything that ends the attempt before the password is judged (a database error) counts as nothing.
       let outcome: AttemptOutcome = 'abandoned'
       try {
@@ -136,13 +140,16 @@ export function createAuthService ({
         if (account.status === 'pending' && config.requireEmailVerification) {
           throw forbidden('Verify your email address before logging in')
         }
-        return await db.transaction().execute(async trx => {
+        const pair = await db.transaction().execute(async trx => {
           await users.recordLogin(trx, account.id)
           const pair = await issueTokens(trx, ctx, account.id)
           await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
           return pair
         })
+        metrics.login('success')
+        return pair
       } finally {
+        if (outcome === 'failed') metrics.login('failure')
         await attempt.end(outcome)
       }
     },
@@ -169,7 +176,9 @@ export function createAuthService ({
           if (pair) await refreshGraceCache.set(tokenHash, pair, config.refreshReuseGraceSec).catch(() => {})
           return pair
         })
-      return pair ?? refusedRefresh(ctx, tokenHash)
+      if (!pair) return refusedRefresh(ctx, tokenHash)
+      metrics.refreshRotated()
+      return pair
     },
 
     /** Ends the login the refresh token belongs to; an unknown token is not an error (logging out is idempotent). */

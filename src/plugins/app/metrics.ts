@@ -1,27 +1,102 @@
 import fp from 'fastify-plugin'
-import { Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { statementKind, type AppMetrics, type StatementKind } from '../../lib/app-metrics.js'
+import type { JobQueue } from '../../jobs/job-queue.js'
 
 declare module 'fastify' {
-  interface FastifyInstance { metrics: Registry }
+  interface FastifyInstance {
+    metrics: Registry
+    appMetrics: AppMetrics
+  }
 }
 
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const QUERY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]
+
 /**
- * Prometheus metrics: the process defaults and a request-duration histogram by route template
- * (never the raw URL, so ids do not explode the label set), method and status. A registry per
- * app instance, so several apps in one process (the tests) do not collide.
+ * Prometheus metrics: the process defaults (event-loop delay, heap, RSS, CPU), request durations
+ * by route template (never the raw URL, so ids do not explode the label set), statement
+ * durations by kind, rate-limit rejections, logins, refresh rotations and reuse, the job backlog
+ * and whether Redis is being stood in for. A registry per app instance, so several apps in one
+ * process (the tests) do not collide.
  */
 export default fp(async function metrics (fastify) {
-  const registry = new Registry()
+  const registers = [new Registry()]
+  const [registry] = registers
   collectDefaultMetrics({ register: registry })
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration in seconds, by route template, method and status code',
     labelNames: ['route', 'method', 'status_code'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry]
+    buckets: DURATION_BUCKETS,
+    registers
   })
-  fastify.decorate('metrics', registry)
+  const queries = new Histogram({
+    name: 'db_query_duration_seconds',
+    help: 'Database statement duration in seconds, by kind (select, insert, update, delete, other)',
+    labelNames: ['kind'] as const,
+    buckets: QUERY_BUCKETS,
+    registers
+  })
+  const rejections = new Counter({ name: 'rate_limit_rejections_total', help: 'Requests refused by a rate limit, by budget (api, auth)', labelNames: ['budget'] as const, registers })
+  const logins = new Counter({ name: 'logins_total', help: 'Login attempts by outcome (success, failure, locked)', labelNames: ['outcome'] as const, registers })
+  const rotations = new Counter({ name: 'refresh_rotations_total', help: 'Refresh tokens rotated', registers })
+  const reuses = new Counter({ name: 'refresh_reuse_detections_total', help: 'Spent refresh tokens presented again (their login revoked)', registers })
+  // Read when scraped (the queue and Redis are registered after this plugin); both job gauges
+  // share one query per scrape.
+  let scrape: ReturnType<JobQueue['backlog']> | undefined
+  const readBacklog = () => {
+    scrape ??= fastify.jobs.backlog().finally(() => setImmediate(() => { scrape = undefined }))
+    return scrape
+  }
+  new Gauge({ // eslint-disable-line no-new
+    name: 'jobs_backlog',
+    help: 'Jobs waiting to run, by queue',
+    labelNames: ['queue'] as const,
+    registers,
+    async collect () {
+      this.reset()
+      for (const { queue, pending } of await readBacklog()) this.set({ queue }, pending)
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'jobs_oldest_pending_age_seconds',
+    help: 'Age of the oldest job waiting to run, by queue',
+    labelNames: ['queue'] as const,
+    registers,
+    async collect () {
+      this.reset()
+      for (const { queue, oldestAgeSec } of await readBacklog()) this.set({ queue }, oldestAgeSec)
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'redis_fallback_active',
+    help: '1 while REDIS_URL is set but Redis is not connected, so shared state is kept in process',
+    registers,
+    collect () { this.set(fastify.config.redisUrl && fastify.redis?.status !== 'ready' ? 1 : 0) }
+  })
+
   // One child per label set, kept: prom-client would otherwise hash the labels on every observation.
+  const byKind = new Map<StatementKind, Histogram.Internal<'kind'>>()
+  const kinds = new Map<string, StatementKind>()
+  fastify.decorate('metrics', registry)
+  fastify.decorate('appMetrics', {
+    observeQuery (sql, seconds) {
+      let kind = kinds.get(sql)
+      if (!kind) {
+        kind = statementKind(sql)
+        if (kinds.size < 5000) kinds.set(sql, kind)
+      }
+      let child = byKind.get(kind)
+      if (!child) byKind.set(kind, child = queries.labels(kind))
+      child.observe(seconds)
+    },
+    rateLimited: budget => rejections.inc({ budget }),
+    login: outcome => logins.inc({ outcome }),
+    refreshRotated: () => rotations.inc(),
+    refreshReused: () => reuses.inc()
+  } satisfies AppMetrics)
+
   const series = new Map<string, Histogram.Internal<'route' | 'method' | 'status_code'>>()
   fastify.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
@@ -30,4 +105,4 @@ export default fp(async function metrics (fastify) {
     if (!child) series.set(key, child = duration.labels(route, request.method, String(reply.statusCode)))
     child.observe(reply.elapsedTime / 1000)
   })
-}, { name: 'metrics' })
+}, { name: 'metrics', dependencies: ['config'] })

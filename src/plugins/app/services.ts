@@ -30,10 +30,10 @@ export default fp(async function services (fastify) {
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache }))
+  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }
-}, { name: 'services', dependencies: ['config', 'database', 'auth', 'redis', 'email-delivery'] })
+}, { name: 'services', dependencies: ['config', 'database', 'auth', 'redis', 'email-delivery', 'metrics'] })

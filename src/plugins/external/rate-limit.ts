@@ -50,13 +50,18 @@ export default fp(async function rateLimit (fastify) {
     timeWindow: config.rateLimitWindowMs,
     errorResponseBuilder: (_request, context) => rateLimited(context.ttl / 1000)
   })
+  const refuse = (budget: 'api' | 'auth') => (_request: FastifyRequest, context: { ttl: number }) => {
+    fastify.appMetrics.rateLimited(budget)
+    return rateLimited(context.ttl / 1000)
+  }
 
   // An IPv4 address is already its own key; only IPv6 needs normalizing (a regex per call otherwise).
   const ipOf = ({ ip }: FastifyRequest) => ip.includes(':') ? normalizeIP(ip) : ip
-  const apiLimit: Limit = fastify.rateLimit({ keyGenerator: request => `rl:api:${ipOf(request)}` })
+  const apiLimit: Limit = fastify.rateLimit({ keyGenerator: request => `rl:api:${ipOf(request)}`, errorResponseBuilder: refuse('api') })
   const authLimitOf = (url: string): Limit => fastify.rateLimit({
     max: config.authRateLimitMax,
-    keyGenerator: request => `rl:auth:${url}:${ipOf(request)}`
+    keyGenerator: request => `rl:auth:${url}:${ipOf(request)}`,
+    errorResponseBuilder: refuse('auth')
   })
 
   fastify.addHook('onRoute', route => {
@@ -69,4 +74,4 @@ export default fp(async function rateLimit (fastify) {
     const limit = (request.routeOptions.config as { [kLimit]?: Limit })[kLimit] ?? (request.is404 && isApi(request.url) ? apiLimit : undefined)
     if (limit) await limit.call(fastify, request, reply)
   })
-}, { name: 'rate-limit', dependencies: ['config', 'redis'] })
+}, { name: 'rate-limit', dependencies: ['config', 'redis', 'metrics'] })
