@@ -32,15 +32,17 @@ function delayOf (response: Response): number {
 }
 
 function sleep (ms: number, signal: AbortSignal | null): Promise<void> {
+  // Older React Native signals carry no reason.
+  const aborted = () => signal?.reason ?? new Error('The request was aborted')
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
+    if (signal?.aborted) return reject(aborted())
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', abort)
       resolve()
     }, ms)
     function abort () {
       clearTimeout(timer)
-      reject(signal?.reason)
+      reject(aborted())
     }
     signal?.addEventListener('abort', abort, { once: true })
   })
