@@ -40,10 +40,24 @@ module.exports = {
       to: { path: '^src/repositories/', dependencyTypesNot: ['type-only'] }
     },
     {
-      name: 'no-circular',
-      comment: 'No import cycle anywhere in src/ or schemas/.',
+      name: 'sdk-portable',
+      comment: 'The SDK runs in React Native and browsers as well as Node: no Node built-in modules (test/sdk-portable.test.ts checks the globals).',
       severity: 'error',
-      from: { path: '^(src|schemas)/' },
+      from: { path: '^sdk/src/' },
+      to: { dependencyTypes: ['core'] }
+    },
+    {
+      name: 'sdk-self-contained',
+      comment: 'The SDK is its own package: it imports nothing of the service; the generated types are its contract.',
+      severity: 'error',
+      from: { path: '^sdk/src/' },
+      to: { path: '^(src|schemas)/' }
+    },
+    {
+      name: 'no-circular',
+      comment: 'No import cycle anywhere in src/, schemas/ or sdk/src/.',
+      severity: 'error',
+      from: { path: '^(src|schemas|sdk/src)/' },
       to: { circular: true }
     },
     {

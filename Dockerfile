@@ -2,10 +2,14 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# sdk/ is an npm workspace: npm ci needs its package.json, and the root build builds it too.
+COPY sdk/package.json ./sdk/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY schemas ./schemas
+COPY sdk/tsconfig.json ./sdk/
+COPY sdk/src ./sdk/src
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
