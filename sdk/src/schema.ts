@@ -456,6 +456,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/test/emails": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The emails sent to an address, newest first, tokens included (only with TEST_ENDPOINTS=true) */
+        get: operations["listTestEmails"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -644,6 +661,26 @@ export interface components {
             hasNext: boolean;
             nextCursor: string | null;
         };
+        CapturedEmail: {
+            /** Format: uuid */
+            id: string;
+            to: string;
+            /**
+             * @example verify_email
+             * @example password_reset
+             */
+            template: string;
+            subject: string;
+            /** @description The body as sent, links included */
+            text: string;
+            /** @description What the template was given, the token included */
+            payload: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            sentAt: string | null;
+        };
     };
     responses: {
         /** @description 413: the body is larger than BODY_LIMIT (PAYLOAD_TOO_LARGE); any operation with a body */
@@ -655,8 +692,35 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description 414: a path segment is longer than the router accepts (URI_TOO_LONG); any operation with a path parameter */
+        UriTooLong: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description 415: the body is not JSON (UNSUPPORTED_MEDIA_TYPE); any operation with a body */
         UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description 408: the request did not arrive within the server's request timeout (REQUEST_TIMEOUT); refused before routing */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description 431: the request headers are over the server's limit (HEADERS_TOO_LARGE); refused before routing */
+        RequestHeaderFieldsTooLarge: {
             headers: {
                 [name: string]: unknown;
             };
@@ -782,6 +846,15 @@ export interface operations {
                         data: components["schemas"]["Readiness"];
                         message?: string;
                     };
+                };
+            };
+            /** @description Rate limited (RATE_LIMITED); Retry-After says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Unexpected failure (INTERNAL_ERROR) */
@@ -1587,12 +1660,12 @@ export interface operations {
     };
     listUsers: {
         parameters: {
-            query: {
-                page: number;
-                limit: number;
+            query?: {
+                page?: number;
+                limit?: number;
                 /** @description Opaque keyset cursor (nextCursor of a previous page) */
                 cursor?: string;
-                sort: "createdAt" | "-createdAt" | "email" | "-email" | "lastName" | "-lastName";
+                sort?: "createdAt" | "-createdAt" | "email" | "-email" | "lastName" | "-lastName";
                 /** @description Search in email, first and last name */
                 q?: string;
                 role?: string;
@@ -1602,7 +1675,7 @@ export interface operations {
                 createdAfter?: string;
                 /** @description Exclusive */
                 createdBefore?: string;
-                includeDeleted: boolean;
+                includeDeleted?: boolean;
                 /** @description Comma list of: id, email, firstName, lastName, status, emailVerified, roles, profile, lastLoginAt, createdAt, updatedAt, deletedAt */
                 fields?: string;
             };
@@ -3241,7 +3314,7 @@ export interface operations {
     };
     listAuditLogs: {
         parameters: {
-            query: {
+            query?: {
                 /** @description The user acted upon */
                 userId?: string;
                 /** @description The user acting */
@@ -3254,7 +3327,7 @@ export interface operations {
                 to?: string;
                 /** @description Opaque keyset cursor (nextCursor of a previous page) */
                 cursor?: string;
-                limit: number;
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -3274,6 +3347,80 @@ export interface operations {
                         data: components["schemas"]["AuditLogEntry"][];
                         message?: string;
                         pagination: components["schemas"]["AuditPagination"];
+                    };
+                };
+            };
+            /** @description Invalid input (VALIDATION_ERROR, INVALID_TOKEN) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, TOKEN_EXPIRED, TOKEN_REUSED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (RATE_LIMITED); Retry-After says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unexpected failure (INTERNAL_ERROR) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listTestEmails: {
+        parameters: {
+            query: {
+                /** @description The recipient (compared case-insensitively) */
+                to: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: components["schemas"]["CapturedEmail"][];
+                        message?: string;
                     };
                 };
             };
