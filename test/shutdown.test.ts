@@ -17,9 +17,15 @@ async function freePort () {
 
 t.test('SIGTERM: in-flight requests finish, then the process exits 0', async t => {
   const port = await freePort()
-  const env = {
-    ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: 'memory://', LOG_LEVEL: 'info',
-    ADMIN_EMAIL: 'shutdown@example.test', ADMIN_PASSWORD: 'Correct-Horse-9', AUTH_RATE_LIMIT_MAX: '1000', LOGIN_IP_MAX_FAILURES: '1000'
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATA_DIR: 'memory://',
+    LOG_LEVEL: 'info',
+    ADMIN_EMAIL: 'shutdown@example.test',
+    ADMIN_PASSWORD: 'Correct-Horse-9',
+    AUTH_RATE_LIMIT_MAX: '1000'
   }
   delete env.DATABASE_URL
   delete env.REDIS_URL
