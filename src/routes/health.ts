@@ -4,6 +4,8 @@ import { LivenessResponseSchema, ReadinessResponseSchema } from '../../schemas/h
 import { serviceUnavailable, type ErrorDetail } from '../errors.js'
 
 const CHECK_TIMEOUT_MS = 2000
+// What a 503 tells the caller to wait (Retry-After) before asking again.
+const RETRY_AFTER_SEC = 5
 
 function withTimeout (promise: Promise<unknown>, ms: number) {
   let timer: NodeJS.Timeout | undefined
@@ -27,7 +29,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
         failures.push({ field: name, message: `${name} is not reachable` })
       }
     }))
-    if (failures.length > 0) throw serviceUnavailable('A dependency is not ready', failures)
+    if (failures.length > 0) throw serviceUnavailable('A dependency is not ready', failures, RETRY_AFTER_SEC)
     const result = Object.fromEntries(Object.keys(checks).map(name => [name, 'ok' as const]))
     return { success: true as const, data: { status: 'ok' as const, checks: result as { database: 'ok', redis?: 'ok' } } }
   }
