@@ -11,7 +11,9 @@ import { etagMatches, etagOf } from '../lib/etag.js'
 import { contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
-const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ description: 'ETag from a GET; a stale one gives 412' })) })
+// An ETag is 29 characters; 1024 leaves room for a list of them.
+const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 1024, description: 'ETag from a GET; a stale one gives 412' })) })
+const IfNoneMatchHeaders = Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1024, description: 'ETag from an earlier GET; 304 when it is still current' })) })
 
 /** The success answer of a write that returns the user, with the user's new ETag. */
 function withEtag (reply: FastifyReply, user: User) {
@@ -64,7 +66,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'Get a user',
       security,
       params: IdParamsSchema,
-      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String()) }),
+      headers: IfNoneMatchHeaders,
       response: { 200: UserResponseSchema, 304: NotModifiedResponse, ...errors(400, 401, 403, 404, 429) }
     }
   }, async (request, reply) => {
