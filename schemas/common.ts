@@ -47,6 +47,13 @@ export const Success = <T extends TSchema>(data: T, extra: Record<string, TSchem
   ...extra
 })
 
+/**
+ * A response that also sends these headers. Only their names are given here: the OpenAPI
+ * document describes each once (components.headers, src/plugins/external/swagger.ts).
+ */
+export const WithHeaders = <T extends TSchema>(schema: T, ...headers: Array<'ETag' | 'Location'>): T =>
+  ({ ...schema, headers: Object.fromEntries(headers.map(name => [name, {}])) })
+
 const ErrorRef = Type.Ref(ErrorSchema)
 const errorDescriptions: Record<number, string> = {
   400: 'Invalid input (VALIDATION_ERROR, INVALID_TOKEN)',
