@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Success, Timestamp, Nullable } from './common.js'
-import { ProfileSchema, UserSchema } from './user.js'
+import { Success, Timestamp, Nullable, UserAgentSchema, Uuid } from './common.js'
+import { ProfileSchema, UserSchema, UserStatusSchema } from './user.js'
 
 export const PERMISSIONS = ['users:read', 'users:write', 'users:delete', 'roles:manage', 'audit:read'] as const
 export type Permission = typeof PERMISSIONS[number]
@@ -13,18 +13,18 @@ export const LoginSchema = Type.Object({
 export type Login = Static<typeof LoginSchema>
 
 export const TokenPairSchema = Type.Object({
-  accessToken: Type.String(),
-  refreshToken: Type.String(),
+  accessToken: Type.String({ pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$', description: 'A JWT (HS256); send it as Authorization: Bearer' }),
+  refreshToken: Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 512, description: 'Opaque (base64url); single use' }),
   tokenType: Type.Literal('Bearer'),
-  expiresIn: Type.Integer({ description: 'Access token lifetime in seconds' }),
+  expiresIn: Type.Integer({ format: 'int64', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Access token lifetime in seconds (JWT_EXPIRY)' }),
   user: Type.Ref(UserSchema)
 }, { $id: 'TokenPair' })
 export type TokenPair = Static<typeof TokenPairSchema>
 
 export const MeSchema = Type.Composite([Type.Omit(UserSchema, ['status', 'profile']), Type.Object({
-  status: Type.String(),
+  status: Type.Ref(UserStatusSchema),
   profile: Nullable(Type.Ref(ProfileSchema)),
-  permissions: Type.Array(Type.String())
+  permissions: Type.Array(Type.Ref(PermissionSchema), { maxItems: PERMISSIONS.length })
 })], { $id: 'Me' })
 
 export const TokenPairResponseSchema = Success(Type.Ref(TokenPairSchema))
@@ -43,10 +43,10 @@ export const RegisterSchema = Type.Object({
 export type Register = Static<typeof RegisterSchema>
 
 export const SessionSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: Uuid(),
   createdAt: Timestamp(),
   lastUsedAt: Timestamp(),
-  userAgent: Nullable(Type.String()),
+  userAgent: Nullable(UserAgentSchema),
   ip: Nullable(Type.String()),
   current: Type.Boolean()
 }, { $id: 'Session' })
@@ -80,5 +80,5 @@ export const VerifyEmailSchema = Type.Object({
 export const AcceptedResponseSchema = Type.Object({
   success: Type.Literal(true),
   data: Type.Null(),
-  message: Type.String()
+  message: Type.String({ maxLength: 500 })
 }, { description: 'Accepted' })

@@ -1,27 +1,40 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
 export const ErrorDetailSchema = Type.Object({
-  field: Type.Optional(Type.String()),
-  message: Type.String()
+  field: Type.Optional(Type.String({ description: 'The input the message is about (a body property path, a parameter, a check)' })),
+  message: Type.String({ maxLength: 500 })
 }, { $id: 'ErrorDetail' })
+
+/** The contract's request id: the client's own X-Request-Id when well-formed, otherwise a new one. */
+export const RequestIdSchema = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$', maxLength: 128 })
 
 export const ErrorSchema = Type.Object({
   success: Type.Literal(false),
   error: Type.Object({
-    code: Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', examples: ['VALIDATION_ERROR'] }),
+    code: Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', maxLength: 64, examples: ['VALIDATION_ERROR'] }),
     message: Type.String(),
     details: Type.Optional(Type.Array(Type.Ref(ErrorDetailSchema))),
-    requestId: Type.String()
+    requestId: RequestIdSchema
   })
 }, { $id: 'Error', description: 'The error envelope' })
 export type ErrorBody = Static<typeof ErrorSchema>
 
+/** A UUID in its canonical 36-character form. */
+export const Uuid = (options: { description?: string } = {}) => Type.String({ format: 'uuid', maxLength: 36, ...options })
+
 export const IdParamsSchema = Type.Object({
-  id: Type.String({ format: 'uuid', description: 'A UUID' })
+  id: Uuid({ description: 'A UUID' })
 })
 
-export const Timestamp = (options: { description?: string } = {}) => Type.String({ format: 'date-time', ...options })
+/** An ISO-8601 date-time; answers carry UTC with milliseconds (24 characters), filters accept any RFC 3339 form up to 64. */
+export const Timestamp = (options: { description?: string } = {}) => Type.String({ format: 'date-time', maxLength: 64, ...options })
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+/** A client's User-Agent as kept with a login or an audit row: cut at 512 characters. */
+export const UserAgentSchema = Type.String({ maxLength: 512 })
+
+/** What a list answers as nextCursor (base64url), short enough for its cursor parameter to take back. */
+export const NextCursorSchema = Nullable(Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 1024, description: 'Pass as cursor for the next page; null on the last page' }))
 
 export const EmptyResponse = Type.Null({ description: 'No content' })
 export const NotModifiedResponse = Type.Null({ description: 'Not modified: the ETag sent in If-None-Match is current' })
@@ -30,9 +43,16 @@ export const NotModifiedResponse = Type.Null({ description: 'Not modified: the E
 export const Success = <T extends TSchema>(data: T, extra: Record<string, TSchema> = {}) => Type.Object({
   success: Type.Literal(true),
   data,
-  message: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String({ maxLength: 500 })),
   ...extra
 })
+
+/**
+ * A response that also sends these headers. Only their names are given here: the OpenAPI
+ * document describes each once (components.headers, src/plugins/external/swagger.ts).
+ */
+export const WithHeaders = <T extends TSchema>(schema: T, ...headers: Array<'ETag' | 'Location'>): T =>
+  ({ ...schema, headers: Object.fromEntries(headers.map(name => [name, {}])) })
 
 const ErrorRef = Type.Ref(ErrorSchema)
 const errorDescriptions: Record<number, string> = {

@@ -1,14 +1,14 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Success, Timestamp } from './common.js'
+import { Success, Timestamp, Uuid } from './common.js'
 import { PERMISSIONS, PermissionSchema, type Permission } from './auth.js'
 
-const RoleName = Type.String({ pattern: '^[a-z][a-z0-9_-]{1,49}$', description: '2 to 50 characters: lower-case letters, digits, _ and -, starting with a letter' })
+const RoleName = Type.String({ pattern: '^[a-z][a-z0-9_-]{1,49}$', maxLength: 50, description: '2 to 50 characters: lower-case letters, digits, _ and -, starting with a letter' })
 
 export const RoleSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  name: Type.String(),
-  description: Type.String(),
-  permissions: Type.Array(Type.Ref(PermissionSchema)),
+  id: Uuid(),
+  name: Type.String({ pattern: '^[a-z][a-z0-9_-]{1,49}$', maxLength: 50 }),
+  description: Type.String({ maxLength: 500 }),
+  permissions: Type.Array(Type.Ref(PermissionSchema), { maxItems: PERMISSIONS.length }),
   builtIn: Type.Boolean({ description: 'Built-in roles (admin, user) cannot be changed or deleted' }),
   createdAt: Timestamp(),
   updatedAt: Timestamp()

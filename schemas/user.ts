@@ -1,16 +1,18 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Nullable, Success, Timestamp } from './common.js'
+import { NextCursorSchema, Nullable, Success, Timestamp, UserAgentSchema, Uuid } from './common.js'
+import { AuditLogEntrySchema } from './audit.js'
 
 export const USER_STATUSES = ['active', 'suspended', 'pending'] as const
 export const UserStatusSchema = Type.Union(USER_STATUSES.map(s => Type.Literal(s)), { $id: 'UserStatus' })
 export type UserStatus = typeof USER_STATUSES[number]
 
+// The longest value each profile column holds (db/migrations/001_init.up.sql).
 export const ProfileSchema = Type.Object({
-  bio: Nullable(Type.String()),
-  avatarUrl: Nullable(Type.String()),
-  phone: Nullable(Type.String()),
-  locale: Nullable(Type.String()),
-  timezone: Nullable(Type.String())
+  bio: Nullable(Type.String({ maxLength: 2000 })),
+  avatarUrl: Nullable(Type.String({ maxLength: 2048 })),
+  phone: Nullable(Type.String({ maxLength: 32 })),
+  locale: Nullable(Type.String({ maxLength: 35 })),
+  timezone: Nullable(Type.String({ maxLength: 64 }))
 }, { $id: 'Profile' })
 export type Profile = Static<typeof ProfileSchema>
 
@@ -24,14 +26,19 @@ export const ProfileInputSchema = Type.Object({
 }, { additionalProperties: false })
 export type ProfileInput = Static<typeof ProfileInputSchema>
 
+/** A role's name as stored (roles.name). */
+const RoleNameOut = Type.String({ pattern: '^[a-z][a-z0-9_-]{1,49}$', maxLength: 50 })
+/** The roles a user holds: every write that sets them takes at most 20. */
+export const UserRoleNamesSchema = Type.Array(RoleNameOut, { maxItems: 20 })
+
 export const UserSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  email: Type.String({ format: 'email' }),
-  firstName: Type.String(),
-  lastName: Type.String(),
+  id: Uuid(),
+  email: Type.String({ format: 'email', maxLength: 254 }),
+  firstName: Type.String({ maxLength: 100 }),
+  lastName: Type.String({ maxLength: 100 }),
   status: Type.Ref(UserStatusSchema),
   emailVerified: Type.Boolean(),
-  roles: Type.Array(Type.String()),
+  roles: UserRoleNamesSchema,
   profile: Nullable(Type.Ref(ProfileSchema)),
   lastLoginAt: Nullable(Timestamp()),
   createdAt: Timestamp(),
@@ -91,57 +98,51 @@ export const USER_SORTS = ['createdAt', '-createdAt', 'email', '-email', 'lastNa
 export type UserSort = typeof USER_SORTS[number]
 
 export const UserListQuerySchema = Type.Object({
-  page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  page: Type.Integer({ format: 'int32', minimum: 1, maximum: 1_000_000, default: 1, description: 'Page number, from 1 (page mode; ignored with cursor)' }),
+  limit: Type.Integer({ format: 'int32', minimum: 1, maximum: 100, default: 20, description: 'Users per page' }),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Opaque keyset cursor (nextCursor of a previous page)' })),
-  sort: Type.Union(USER_SORTS.map(s => Type.Literal(s)), { default: 'createdAt' }),
+  sort: Type.Union(USER_SORTS.map(s => Type.Literal(s)), { default: 'createdAt', description: 'Order: a field, descending with a leading -' }),
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Search in email, first and last name' })),
-  role: Type.Optional(RoleName),
-  status: Type.Optional(Type.Ref(UserStatusSchema)),
-  emailVerified: Type.Optional(Type.Boolean()),
+  role: Type.Optional(Type.String({ minLength: 1, maxLength: 50, description: 'Only users holding this role' })),
+  status: Type.Optional(Type.Union(USER_STATUSES.map(s => Type.Literal(s)), { description: 'Only users with this status' })),
+  emailVerified: Type.Optional(Type.Boolean({ description: 'Only users whose email is (true) or is not (false) verified' })),
   createdAfter: Type.Optional(Timestamp({ description: 'Exclusive' })),
   createdBefore: Type.Optional(Timestamp({ description: 'Exclusive' })),
-  includeDeleted: Type.Boolean({ default: false }),
+  includeDeleted: Type.Boolean({ default: false, description: 'Also list soft-deleted users (with deletedAt)' }),
   fields: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: `Comma list of: ${USER_FIELDS.join(', ')}` }))
 })
 export type UserListQuery = Static<typeof UserListQuerySchema> & { sort: UserSort, status?: UserStatus }
 
+/** A count of rows: at most what a JSON number carries exactly. */
+const Count = Type.Integer({ format: 'int64', minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+
 export const PaginationSchema = Type.Object({
-  page: Nullable(Type.Integer()),
-  limit: Type.Integer(),
-  total: Nullable(Type.Integer()),
-  totalPages: Nullable(Type.Integer()),
+  page: Nullable(Type.Integer({ format: 'int32', minimum: 1, maximum: 1_000_000 })),
+  limit: Type.Integer({ format: 'int32', minimum: 1, maximum: 100 }),
+  total: Nullable(Count),
+  totalPages: Nullable(Count),
   hasNext: Type.Boolean(),
-  nextCursor: Nullable(Type.String())
+  nextCursor: NextCursorSchema
 }, { $id: 'Pagination' })
 export type Pagination = Static<typeof PaginationSchema>
 
 export const UserResponseSchema = Success(Type.Ref(UserSchema))
-export const UserListResponseSchema = Success(Type.Array(Type.Ref(UserFieldsSchema)), { pagination: Type.Ref(PaginationSchema) })
+export const UserListResponseSchema = Success(Type.Array(Type.Ref(UserFieldsSchema), { maxItems: 100 }), { pagination: Type.Ref(PaginationSchema) })
 export const ProfileResponseSchema = Success(Type.Ref(ProfileSchema))
 
 export const UserExportSchema = Type.Object({
   user: Type.Ref(UserSchema),
   profile: Nullable(Type.Ref(ProfileSchema)),
-  roles: Type.Array(Type.String()),
+  roles: UserRoleNamesSchema,
   sessions: Type.Array(Type.Object({
-    id: Type.String({ format: 'uuid' }),
+    id: Uuid(),
     createdAt: Timestamp(),
     lastUsedAt: Timestamp(),
     expiresAt: Timestamp(),
     revokedAt: Nullable(Timestamp()),
-    userAgent: Nullable(Type.String()),
+    userAgent: Nullable(UserAgentSchema),
     ip: Nullable(Type.String())
   })),
-  auditTrail: Type.Array(Type.Object({
-    id: Type.String({ format: 'uuid' }),
-    action: Type.String(),
-    actorId: Nullable(Type.String()),
-    userId: Nullable(Type.String()),
-    changes: Type.Unknown(),
-    ip: Nullable(Type.String()),
-    userAgent: Nullable(Type.String()),
-    requestId: Nullable(Type.String()),
-    createdAt: Timestamp()
-  }))
+  // At most the 10,000 newest entries (src/services/users.ts, exportData).
+  auditTrail: Type.Array(Type.Ref(AuditLogEntrySchema), { maxItems: 10_000 })
 }, { $id: 'UserExport' })

@@ -25,4 +25,5 @@ t.test('readiness is 503 with the failing check named when the database is gone'
   t.equal(body.error.code, 'SERVICE_UNAVAILABLE')
   t.same(body.error.details, [{ field: 'database', message: 'database is not reachable' }])
   t.equal(body.error.requestId, res.headers['x-request-id'])
+  t.equal(res.headers['retry-after'], '5', 'with Retry-After, as every 503')
 })

@@ -12,6 +12,8 @@ const auditRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'listAuditLogs',
       tags: ['audit'],
       summary: 'The audit trail, newest first (keyset paging)',
+      description: 'Needs audit:read. Filters combine; from is inclusive and to exclusive. Page on with the nextCursor of the previous page, ' +
+        'which only works with the same filters. changes never holds a password, hash or token.',
       security: [{ bearerAuth: [] }],
       querystring: AuditListQuerySchema,
       response: { 200: AuditListResponseSchema, ...errors(400, 401, 403, 429) }

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { EmptyResponse, errors, IdParamsSchema } from '../../schemas/common.js'
+import { EmptyResponse, errors, IdParamsSchema, WithHeaders } from '../../schemas/common.js'
 import {
   AcceptedResponseSchema, ChangePasswordSchema, ForgotPasswordSchema, LoginSchema, MeResponseSchema, RefreshTokenBodySchema,
   RegisterSchema, ResetPasswordSchema, SessionListResponseSchema, TokenPairResponseSchema, VerifyEmailSchema
@@ -8,7 +8,10 @@ import { UserResponseSchema } from '../../schemas/user.js'
 import { contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
+/** Anonymous: no access token is read (the document's default is a Bearer token). */
+const anonymous: typeof security = []
 const tags = ['auth']
+const AUTH_BUDGET = 'Rate limited by AUTH_RATE_LIMIT_MAX per client IP, counted for this route alone.'
 
 const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   const { authService, authenticate } = fastify
@@ -21,8 +24,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'register',
       tags,
       summary: 'Create an account (role user, email not yet verified); queues a verification email',
+      description: `Anonymous. The password must meet the policy (400 with a detail for password); an email in use is 409 EMAIL_TAKEN. ${AUTH_BUDGET}`,
+      security: anonymous,
       body: RegisterSchema,
-      response: { 201: UserResponseSchema, ...errors(400, 409, 429) }
+      response: { 201: WithHeaders(UserResponseSchema, 'Location'), ...errors(400, 409, 429) }
     }
   }, async (request, reply) => {
     const user = await authService.register(contextOf(request), request.body)
@@ -36,6 +41,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'login',
       tags,
       summary: 'Log in with email and password',
+      description: 'Anonymous. An unknown email, a wrong password and a suspended account are the same 401 INVALID_CREDENTIALS. After ' +
+        'LOGIN_MAX_FAILURES failures within LOGIN_LOCK_WINDOW the account answers 429 with Retry-After until the window ends; ' +
+        `an unverified account is 403 when REQUIRE_EMAIL_VERIFICATION is on. ${AUTH_BUDGET}`,
+      security: anonymous,
       body: LoginSchema,
       response: { 200: TokenPairResponseSchema, ...errors(400, 401, 403, 429) }
     }
@@ -50,6 +59,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'refreshTokens',
       tags,
       summary: 'Exchange a refresh token for a new pair; the old one is spent (presenting it again revokes the login)',
+      description: 'Anonymous: the refresh token is the credential. A spent token is 401 TOKEN_REUSED and revokes every token of its login ' +
+        `(unless it comes back within REFRESH_REUSE_GRACE, which answers as the rotation did). ${AUTH_BUDGET}`,
+      security: anonymous,
       body: RefreshTokenBodySchema,
       response: { 200: TokenPairResponseSchema, ...errors(400, 401, 429) }
     }
@@ -63,6 +75,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'logout',
       tags,
       summary: 'End the login the refresh token belongs to (idempotent: an unknown token is also 204)',
+      description: 'Anonymous: no access token needed. The refresh token and the access tokens of its login stop working.',
+      security: anonymous,
       body: RefreshTokenBodySchema,
       response: { 204: EmptyResponse, ...errors(400, 429) }
     }
@@ -77,6 +91,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'logoutAll',
       tags,
       summary: 'End every login of the caller',
+      description: 'Any authenticated caller. Every refresh token of the caller is revoked, and access tokens issued before are refused from then on.',
       security,
       response: { 204: EmptyResponse, ...errors(400, 401, 429) }
     }
@@ -91,6 +106,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'getMe',
       tags,
       summary: 'The caller, with its permissions',
+      description: 'Any authenticated caller: itself as a user, plus the permissions its roles grant.',
       security,
       response: { 200: MeResponseSchema, ...errors(401, 429) }
     }
@@ -105,6 +121,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'listSessions',
       tags,
       summary: "The caller's active logins",
+      description: 'Any authenticated caller. current marks the login of the access token used.',
       security,
       response: { 200: SessionListResponseSchema, ...errors(401, 429) }
     }
@@ -118,6 +135,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'revokeSession',
       tags,
       summary: "End one of the caller's logins (anyone else's is 404)",
+      description: 'Any authenticated caller, for its own logins only: an unknown login or another user\'s is 404.',
       security,
       params: IdParamsSchema,
       response: { 204: EmptyResponse, ...errors(400, 401, 404, 429) }
@@ -133,6 +151,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'forgotPassword',
       tags,
       summary: 'Request a password reset email; the answer is the same whether or not the account exists',
+      description: `Anonymous. The reset link's token is single use and expires after 1 h. ${AUTH_BUDGET}`,
+      security: anonymous,
       body: ForgotPasswordSchema,
       response: { 202: AcceptedResponseSchema, ...errors(400, 429) }
     }
@@ -148,6 +168,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'resetPassword',
       tags,
       summary: 'Set a new password with a reset token (single use, 1 h); every login of the user is revoked',
+      description: 'Anonymous: the token is the credential. An unknown, spent or expired token is 400 INVALID_TOKEN; a password against the ' +
+        `policy is 400 with a detail for password and leaves the token usable. ${AUTH_BUDGET}`,
+      security: anonymous,
       body: ResetPasswordSchema,
       response: { 204: EmptyResponse, ...errors(400, 429) }
     }
@@ -162,6 +185,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'changePassword',
       tags,
       summary: "Change the caller's password; every other login is revoked",
+      description: 'Any authenticated caller. A wrong currentPassword is 401 INVALID_CREDENTIALS; a new password against the policy is 400.',
       security,
       body: ChangePasswordSchema,
       response: { 204: EmptyResponse, ...errors(400, 401, 429) }
@@ -177,6 +201,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'verifyEmail',
       tags,
       summary: 'Verify an email address with the token from the verification email (single use, 24 h)',
+      description: `Anonymous: the token is the credential. An unknown, spent or expired token is 400 INVALID_TOKEN. ${AUTH_BUDGET}`,
+      security: anonymous,
       body: VerifyEmailSchema,
       response: { 204: EmptyResponse, ...errors(400, 429) }
     }
@@ -191,6 +217,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'resendVerificationEmail',
       tags,
       summary: 'Queue a new verification email (nothing is sent when the email is already verified)',
+      description: 'Any authenticated caller; the answer does not say whether an email was queued.',
       security,
       response: { 202: AcceptedResponseSchema, ...errors(400, 401, 429) }
     }

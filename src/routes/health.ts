@@ -4,6 +4,8 @@ import { LivenessResponseSchema, ReadinessResponseSchema } from '../../schemas/h
 import { serviceUnavailable, type ErrorDetail } from '../errors.js'
 
 const CHECK_TIMEOUT_MS = 2000
+// What a 503 tells the caller to wait (Retry-After) before asking again.
+const RETRY_AFTER_SEC = 5
 
 function withTimeout (promise: Promise<unknown>, ms: number) {
   let timer: NodeJS.Timeout | undefined
@@ -14,7 +16,14 @@ function withTimeout (promise: Promise<unknown>, ms: number) {
 const healthRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/health', {
     logLevel: 'warn',
-    schema: { operationId: 'liveness', tags: ['health'], summary: 'Liveness: the process answers', response: { 200: LivenessResponseSchema } }
+    schema: {
+      operationId: 'liveness',
+      tags: ['health'],
+      summary: 'Liveness: the process answers',
+      description: 'Anonymous and not rate limited; checks no dependency, so it answers while the database or Redis is down.',
+      security: [],
+      response: { 200: LivenessResponseSchema, ...errors() }
+    }
   }, async () => ({ success: true as const, data: { status: 'ok' as const } }))
 
   async function readiness () {
@@ -27,19 +36,21 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
         failures.push({ field: name, message: `${name} is not reachable` })
       }
     }))
-    if (failures.length > 0) throw serviceUnavailable('A dependency is not ready', failures)
+    if (failures.length > 0) throw serviceUnavailable('A dependency is not ready', failures, RETRY_AFTER_SEC)
     const result = Object.fromEntries(Object.keys(checks).map(name => [name, 'ok' as const]))
     return { success: true as const, data: { status: 'ok' as const, checks: result as { database: 'ok', redis?: 'ok' } } }
   }
 
-  const readinessSchema = (operationId: string, ...statuses: number[]) => ({
+  const readinessSchema = (operationId: string, limits: string, ...statuses: number[]) => ({
     operationId,
     tags: ['health'],
     summary: 'Readiness: every dependency answers',
+    description: `Anonymous${limits}. Checks the database, and Redis when configured (2 s each); 503 names each failing check in details.`,
+    security: [],
     response: { 200: ReadinessResponseSchema, ...errors(...statuses, 503) }
   })
-  fastify.get('/health/ready', { logLevel: 'warn', schema: readinessSchema('readiness') }, readiness)
-  fastify.get('/api/v1/health', { logLevel: 'warn', schema: readinessSchema('apiHealth', 429) }, readiness)
+  fastify.get('/health/ready', { logLevel: 'warn', schema: readinessSchema('readiness', ' and not rate limited') }, readiness)
+  fastify.get('/api/v1/health', { logLevel: 'warn', schema: readinessSchema('apiHealth', ', rate limited as any /api/v1 route', 429) }, readiness)
 }
 
 export default healthRoutes

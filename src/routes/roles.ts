@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { EmptyResponse, errors, IdParamsSchema } from '../../schemas/common.js'
+import { EmptyResponse, errors, IdParamsSchema, WithHeaders } from '../../schemas/common.js'
 import { RoleInputSchema, RoleListResponseSchema, RoleResponseSchema } from '../../schemas/role.js'
 import { contextOf } from '../services/context.js'
 
@@ -15,6 +15,7 @@ const rolesRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'listRoles',
       tags: ['roles'],
       summary: 'List roles',
+      description: 'Needs roles:manage. Every role, built-in ones included.',
       security,
       response: { 200: RoleListResponseSchema, ...errors(401, 403, 429) }
     }
@@ -25,9 +26,10 @@ const rolesRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'createRole',
       tags: ['roles'],
       summary: 'Create a role',
+      description: 'Needs roles:manage. A name already taken is 409 CONFLICT.',
       security,
       body: RoleInputSchema,
-      response: { 201: RoleResponseSchema, ...errors(400, 401, 403, 409, 429) }
+      response: { 201: WithHeaders(RoleResponseSchema, 'Location'), ...errors(400, 401, 403, 409, 429) }
     }
   }, async (request, reply) => {
     const role = await rolesService.create(contextOf(request), request.body)
@@ -40,6 +42,7 @@ const rolesRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'getRole',
       tags: ['roles'],
       summary: 'Get a role',
+      description: 'Needs roles:manage.',
       security,
       params: IdParamsSchema,
       response: { 200: RoleResponseSchema, ...errors(400, 401, 403, 404, 429) }
@@ -51,6 +54,7 @@ const rolesRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'replaceRole',
       tags: ['roles'],
       summary: 'Replace a role (name, description, permissions); built-in roles are fixed (409)',
+      description: 'Needs roles:manage. A name another role has is 409 CONFLICT, and so is any change to a built-in role.',
       security,
       params: IdParamsSchema,
       body: RoleInputSchema,
@@ -63,6 +67,7 @@ const rolesRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'deleteRole',
       tags: ['roles'],
       summary: 'Delete a role; built-in roles and roles that users hold cannot be deleted (409)',
+      description: 'Needs roles:manage. Remove the role from its users first (PUT /api/v1/users/{id}/roles).',
       security,
       params: IdParamsSchema,
       response: { 204: EmptyResponse, ...errors(400, 401, 403, 404, 409, 429) }

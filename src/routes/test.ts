@@ -17,6 +17,7 @@ const testRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'listTestEmails',
       tags: ['test'],
       summary: 'The emails sent to an address, newest first, tokens included (only with TEST_ENDPOINTS=true)',
+      description: 'For contract and load test pipelines: the emails the service queued for an address, sent or not, with the token each carries, so a test can verify an email or reset a password without a mailbox. Served only when TEST_ENDPOINTS=true, which production refuses. Needs users:write, which can already set any user\'s password and email.',
       security: [{ bearerAuth: [] }],
       querystring: CapturedEmailsQuerySchema,
       response: { 200: CapturedEmailsResponseSchema, ...errors(400, 401, 403, 429) }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply } from 'fastify'
-import { EmptyResponse, errors, IdParamsSchema, NotModifiedResponse } from '../../schemas/common.js'
+import { EmptyResponse, errors, IdParamsSchema, NotModifiedResponse, WithHeaders } from '../../schemas/common.js'
 import {
   ProfileInputSchema, ProfileResponseSchema, UserCreateSchema, UserExportSchema, UserListQuerySchema, UserListResponseSchema,
   UserPatchSchema, UserReplaceSchema, UserResponseSchema, UserRolesSchema, type User, type UserListQuery
@@ -11,7 +11,9 @@ import { etagMatches, etagOf } from '../lib/etag.js'
 import { contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
-const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ description: 'ETag from a GET; a stale one gives 412' })) })
+// An ETag is 29 characters; 1024 leaves room for a list of them.
+const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 1024, description: 'ETag from a GET; a stale one gives 412' })) })
+const IfNoneMatchHeaders = Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1024, description: 'ETag from an earlier GET; 304 when it is still current' })) })
 
 /** The success answer of a write that returns the user, with the user's new ETag. */
 function withEtag (reply: FastifyReply, user: User) {
@@ -29,6 +31,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'listUsers',
       tags: ['users'],
       summary: 'List users (page or keyset paging)',
+      description: 'Needs users:read. Without cursor, page mode with an exact total; with the nextCursor of a previous page, keyset mode ' +
+        '(stable under inserts; page, total and totalPages are null). A cursor only works with the sort and filters it was made with.',
       security,
       querystring: UserListQuerySchema,
       response: { 200: UserListResponseSchema, ...errors(400, 401, 403, 429) }
@@ -46,9 +50,11 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'createUser',
       tags: ['users'],
       summary: 'Create a user',
+      description: 'Needs users:write, and roles:manage to set roles or status (403 otherwise). Defaults: status active, roles [user], ' +
+        'email not verified. An email already in use by a user that is not deleted is 409 EMAIL_TAKEN.',
       security,
       body: UserCreateSchema,
-      response: { 201: UserResponseSchema, ...errors(400, 401, 403, 409, 429) }
+      response: { 201: WithHeaders(UserResponseSchema, 'Location', 'ETag'), ...errors(400, 401, 403, 409, 429) }
     }
   }, async (request, reply) => {
     const user = await usersService.create(contextOf(request), request.body)
@@ -62,10 +68,11 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'getUser',
       tags: ['users'],
       summary: 'Get a user',
+      description: 'The user itself, or a caller with users:read. Unknown and soft-deleted users are 404.',
       security,
       params: IdParamsSchema,
-      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String()) }),
-      response: { 200: UserResponseSchema, 304: NotModifiedResponse, ...errors(400, 401, 403, 404, 429) }
+      headers: IfNoneMatchHeaders,
+      response: { 200: WithHeaders(UserResponseSchema, 'ETag'), 304: WithHeaders(NotModifiedResponse, 'ETag'), ...errors(400, 401, 403, 404, 429) }
     }
   }, async (request, reply) => {
     const { user, etag } = await usersService.get(request.params.id)
@@ -74,7 +81,9 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     return { success: true as const, data: user }
   })
 
-  const updateResponses = { 200: UserResponseSchema, ...errors(400, 401, 403, 404, 409, 412, 429) }
+  const updateResponses = { 200: WithHeaders(UserResponseSchema, 'ETag'), ...errors(400, 401, 403, 404, 409, 412, 429) }
+  const updateDescription = 'The user itself, or a caller with users:write; roles and status need roles:manage (403 otherwise). ' +
+    'With If-Match, a stale ETag is 412. A new email is unverified until confirmed, and a verification email is queued.'
 
   fastify.put('/:id', {
     preHandler: authorize('users:write', { self: true }),
@@ -82,6 +91,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'replaceUser',
       tags: ['users'],
       summary: 'Replace a user (email, names and profile required)',
+      description: updateDescription,
       security,
       params: IdParamsSchema,
       headers: IfMatchHeaders,
@@ -98,6 +108,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'updateUser',
       tags: ['users'],
       summary: 'Update a user partially (JSON merge patch)',
+      description: `${updateDescription} Takes application/json or application/merge-patch+json.`,
       security,
       params: IdParamsSchema,
       headers: IfMatchHeaders,
@@ -114,6 +125,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'deleteUser',
       tags: ['users'],
       summary: 'Soft-delete a user and revoke its logins',
+      description: 'The user itself, or a caller with users:delete. With If-Match, a stale ETag is 412; 409 when it would leave no active ' +
+        'administrator. Its logins are revoked and its email may be registered again; POST /api/v1/users/{id}/restore brings it back.',
       security,
       params: IdParamsSchema,
       headers: IfMatchHeaders,
@@ -130,6 +143,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'restoreUser',
       tags: ['users'],
       summary: 'Restore a soft-deleted user',
+      description: 'Needs users:delete. Restoring a user that is not deleted answers it as it is; 409 EMAIL_TAKEN when a live user has taken its email meanwhile.',
       security,
       params: IdParamsSchema,
       response: { 200: UserResponseSchema, ...errors(400, 401, 403, 404, 409, 429) }
@@ -145,6 +159,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'setUserRoles',
       tags: ['users'],
       summary: 'Replace the roles of a user',
+      description: 'Needs roles:manage. Every name must be an existing role (400 otherwise).',
       security,
       params: IdParamsSchema,
       body: UserRolesSchema,
@@ -161,6 +176,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'getUserProfile',
       tags: ['users'],
       summary: 'Get a user\'s profile',
+      description: 'The user itself, or a caller with users:read.',
       security,
       params: IdParamsSchema,
       response: { 200: ProfileResponseSchema, ...errors(400, 401, 403, 404, 429) }
@@ -174,6 +190,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
         operationId: method === 'put' ? 'replaceUserProfile' : 'updateUserProfile',
         tags: ['users'],
         summary: method === 'put' ? 'Replace a user\'s profile (missing fields become null)' : 'Update a user\'s profile (merge patch)',
+        description: 'The user itself, or a caller with users:write.',
         security,
         params: IdParamsSchema,
         body: ProfileInputSchema,
@@ -191,6 +208,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'exportUser',
       tags: ['users'],
       summary: 'Export everything held about a user (GDPR access)',
+      description: 'The user itself, or a caller with users:read: the user, profile, roles, logins and audit trail (its newest 10,000 entries).',
       security,
       params: IdParamsSchema,
       response: { 200: Success(Type.Ref(UserExportSchema)), ...errors(400, 401, 403, 404, 429) }
@@ -203,6 +221,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'eraseUser',
       tags: ['users'],
       summary: 'Irreversibly anonymise a user (GDPR erasure)',
+      description: 'The user itself, or a caller with users:delete. The personal data is overwritten for good, the audit trail keeps its ' +
+        'entries without PII, and the user is 404 from then on. 409 when it would leave no active administrator.',
       security,
       params: IdParamsSchema,
       response: { 204: EmptyResponse, ...errors(400, 401, 403, 404, 409, 429) }

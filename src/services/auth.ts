@@ -14,7 +14,7 @@ import * as sessions from '../repositories/sessions.js'
 import * as tokens from '../repositories/tokens.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserWithRelationsRow } from '../repositories/users.js'
-import type { Register, Session, TokenPair } from '../../schemas/auth.js'
+import type { Permission, Register, Session, TokenPair } from '../../schemas/auth.js'
 import type { User } from '../../schemas/user.js'
 import type { RequestContext } from './context.js'
 import { toUser, type UsersService } from './users.js'
@@ -297,7 +297,8 @@ export function createAuthService ({
     async me (userId: string, permissions: Iterable<string>) {
       const row = await users.findUserById(db, compiled, userId)
       if (!row) throw notFound('User')
-      return { ...toUser(row), permissions: [...permissions].sort() }
+      // Permissions come from roles.permissions, which the database keeps to the known ones.
+      return { ...toUser(row), permissions: [...permissions].sort() as Permission[] }
     }
   }
 }

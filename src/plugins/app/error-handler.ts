@@ -128,7 +128,10 @@ export default fp(async function errorHandler (fastify) {
       return sendError(reply, status, STATUS_CODES[status] ?? 'VALIDATION_ERROR', err.message)
     }
     request.log.error({ err }, 'request failed')
-    if (status === 503) return sendError(reply, 503, 'SERVICE_UNAVAILABLE', 'A dependency is unavailable, try again shortly')
+    if (status === 503) {
+      reply.header('retry-after', reply.getHeader('retry-after') ?? '5')
+      return sendError(reply, 503, 'SERVICE_UNAVAILABLE', 'A dependency is unavailable, try again shortly')
+    }
     return sendError(reply, 500, 'INTERNAL_ERROR', 'An unexpected error occurred')
   })
 

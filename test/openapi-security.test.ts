@@ -1,0 +1,25 @@
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { build } from './helper.js'
+import { generateOpenApi } from '../src/cli/openapi.js'
+
+// The document's default is a Bearer token; the anonymous operations say `security: []`. Each
+// operation states which it is, and the service agrees: without a token, every Bearer operation
+// is 401 and no anonymous one is.
+const app = await build(t)
+const document = JSON.parse(await generateOpenApi())
+
+t.test('every operation states its security, and it is the one the service applies', async t => {
+  t.same(document.security, [{ bearerAuth: [] }], 'a Bearer token is the default')
+  for (const [path, item] of Object.entries<Record<string, { security?: unknown[] }>>(document.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      const where = `${method.toUpperCase()} ${path}`
+      t.ok(Array.isArray(operation.security), `${where} states its security`)
+      const anonymous = operation.security?.length === 0
+      const url = path.replace(/\{[^}]+\}/g, randomUUID())
+      const res = await app.inject({ method: method.toUpperCase() as 'GET', url, ...(method === 'get' || method === 'delete' ? {} : { payload: {} }) })
+      if (anonymous) t.not(res.statusCode, 401, `${where} is anonymous: ${res.statusCode} without a token`)
+      else t.equal(res.statusCode, 401, `${where} needs a token`)
+    }
+  }
+})
