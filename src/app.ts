@@ -37,7 +37,7 @@ import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, Paginati
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
 import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
-import { unsupportedMediaType } from './errors.js'
+import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance { config: Config }
@@ -81,7 +81,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     // Fastify accepts a hop count too; its types only lack it.
     trustProxy: config.trustProxy as boolean | string | string[],
     bodyLimit: config.bodyLimit,
-    return503OnClosing: true,
+    // Our onRequest hook below answers requests that arrive while closing, in the envelope.
+    return503OnClosing: false,
     // One line per request (the onResponse hook below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLoggerFactory,
@@ -110,8 +111,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   if (logs('debug')) {
     app.addHook('onRequest', async request => { request.log.debug({ req: request }, 'incoming request') })
   }
+  let closing = false
+  app.addHook('preClose', done => { closing = true; done() })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    if (closing) {
+      reply.header('connection', 'close')
+      throw serviceUnavailable('The server is shutting down; retry, another instance will answer', undefined, 1)
+    }
     // application/merge-patch+json is a PATCH body; elsewhere it is the wrong media type.
     if (request.method !== 'PATCH' && request.headers['content-type']?.startsWith('application/merge-patch+json')) {
       throw unsupportedMediaType()
