@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import type { FastifyRequest, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { buildApp, loggerOptions } from '../src/app.js'
 import { hashToken } from '../src/lib/tokens.js'
-import { createUser, testConfig, uniqueEmail } from './helper.js'
+import { createUser, testConfig, uniqueEmail, validateResponses } from './helper.js'
 import { forgeJwt } from './auth-helpers.js'
 
 /**
@@ -32,6 +32,7 @@ const app = await buildApp(config, {
 // preValidation, so the bodies that fail validation are logged too.
 app.addHook('preValidation', async request => { request.log.trace({ body: request.body }, 'request body') })
 await app.ready()
+validateResponses(app)
 t.teardown(() => app.close())
 const db = app.database.db
 
