@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildApp } from '../src/app.js'
-import { PASSWORD, assertError, createUser, testConfig } from './helper.js'
+import { PASSWORD, assertError, createUser, testConfig, validateResponses } from './helper.js'
 
 // Two apps in one process (as the tests and a multi-tenant host run them) share no state: each
 // has its own database handle, compiled statements, auth-state cache and in-process counters.
@@ -9,6 +9,8 @@ t.test('two apps in one process never share a cache', async t => {
   const [one, two] = await Promise.all([buildApp(testConfig(embedded, { LOGIN_MAX_FAILURES: '2' })), buildApp(testConfig(embedded, { LOGIN_MAX_FAILURES: '2' }))])
   t.teardown(() => Promise.all([one.close(), two.close()]))
   await Promise.all([one.ready(), two.ready()])
+  validateResponses(one)
+  validateResponses(two)
   t.not(one.database.compiled, two.database.compiled, 'compiled statements per database handle')
 
   const user = await createUser(one)

@@ -67,6 +67,9 @@ t.test('filters: actorId, action, from and to', async t => {
   const toNewest = (await list({ userId, to: newest.createdAt })).json().data as Array<{ createdAt: string }>
   t.ok(toNewest.every(e => e.createdAt < newest.createdAt), 'to is exclusive')
   t.equal((await list({ userId, from: '2000-01-01T00:00:00.000Z', to: '2000-01-02T00:00:00.000Z' })).json().data.length, 0)
+  // RFC 3339 allows a leap second, which a Date cannot hold; it was a 500 (found by test/fuzz.test.ts).
+  t.equal((await list({ userId, from: '2016-12-31T23:59:60Z' })).json().data.length, 4, 'a leap second in from')
+  t.equal((await list({ userId, from: '2016-12-31T23:59:59Z', to: '2016-12-31T23:59:60Z' })).json().data.length, 0, 'and in to')
 })
 
 t.test('bad queries are 400', async t => {

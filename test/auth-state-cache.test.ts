@@ -2,7 +2,7 @@ import t from 'tap'
 import { sql } from 'kysely'
 import { AuthStateCache } from '../src/lib/auth-state-cache.js'
 import { buildApp } from '../src/app.js'
-import { as, build, createUser, testConfig } from './helper.js'
+import { as, build, createUser, testConfig, validateResponses } from './helper.js'
 
 async function eventually (check: () => Promise<boolean>, ms = 3000) {
   const until = Date.now() + ms
@@ -51,6 +51,7 @@ t.test('two instances: a suspension made through one is refused by the other', {
   const one = await build(t)
   const other = await buildApp(testConfig())
   await other.ready()
+  validateResponses(other)
   t.teardown(() => other.close())
   const admin = await createUser(one, { roles: ['admin'] })
   const user = await createUser(one)

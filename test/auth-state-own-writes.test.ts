@@ -1,7 +1,7 @@
 import t from 'tap'
 import fp from 'fastify-plugin'
 import database from '../src/plugins/app/db.js'
-import { as, createUser, testConfig } from './helper.js'
+import { as, createUser, testConfig, validateResponses } from './helper.js'
 
 t.test('this instance\'s own writes reach its next request without waiting for their notification', async t => {
   // Notifications are held back here (the listener reports itself listening, so the cache is on,
@@ -13,6 +13,7 @@ t.test('this instance\'s own writes reach its next request without waiting for t
   const { buildApp } = await t.mockImport<typeof import('../src/app.js')>('../src/app.js', { '../src/plugins/app/db.js': deafDatabase })
   const app = await buildApp(testConfig())
   await app.ready()
+  validateResponses(app)
   t.teardown(() => app.close())
   const me = (user: { token: string }) => as(app, user, { method: 'GET', url: '/api/v1/auth/me' })
 

@@ -3,6 +3,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { createResponseValidator } from './openapi-validator.js'
 
 export const PASSWORD = 'Correct-Horse-9'
 
@@ -37,6 +38,29 @@ export async function build (t: Tap, overrides: Partial<Config> = {}, env: NodeJ
   const app = await buildApp(testConfig(overrides, env))
   await app.ready()
   t.teardown(() => app.close())
+  return validateResponses(app)
+}
+
+/**
+ * Makes every answer of app.inject (the promise form) be checked against the app's own OpenAPI
+ * document: an answer off the document rejects, so the test that made the request fails.
+ */
+export function validateResponses (app: FastifyInstance): FastifyInstance {
+  const check = createResponseValidator(app.swagger())
+  const inject = app.inject.bind(app)
+  app.inject = ((options?: InjectOptions | string, callback?: unknown) => {
+    if (options === undefined || callback) return (inject as any)(options, callback)
+    return inject(options).then(res => {
+      // The router-refused URLs are routed again under another url; originalUrl is what the client sent.
+      const req = res.raw.req as typeof res.raw.req & { originalUrl?: string }
+      const answer = { method: req.method ?? 'GET', url: req.originalUrl ?? req.url ?? '/', statusCode: res.statusCode, headers: res.headers, body: res.body }
+      const problems = check(answer)
+      if (problems.length) {
+        throw new Error(`${answer.method} ${answer.url} answered ${answer.statusCode} off the OpenAPI document:\n  ${problems.join('\n  ')}\n  body: ${res.body.slice(0, 500)}`)
+      }
+      return res
+    })
+  }) as typeof app.inject
   return app
 }
 

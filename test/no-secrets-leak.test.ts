@@ -5,7 +5,7 @@ import type { FastifyRequest, InjectOptions, LightMyRequestResponse } from 'fast
 import { buildApp, loggerOptions } from '../src/app.js'
 import { bufferedStdout } from '../src/lib/log-stream.js'
 import { hashToken } from '../src/lib/tokens.js'
-import { createUser, testConfig, uniqueEmail } from './helper.js'
+import { createUser, testConfig, uniqueEmail, validateResponses } from './helper.js'
 import { forgeJwt } from './auth-helpers.js'
 
 /**
@@ -35,6 +35,7 @@ const app = await buildApp(config, {
 // preValidation, so the bodies that fail validation are logged too.
 app.addHook('preValidation', async request => { request.log.trace({ body: request.body }, 'request body') })
 await app.ready()
+validateResponses(app)
 t.teardown(() => app.close())
 const db = app.database.db
 

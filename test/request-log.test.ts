@@ -3,13 +3,15 @@ import t, { type Test } from 'tap'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { lazyChildLoggerFactory } from '../src/lib/request-logger.js'
-import { testConfig } from './helper.js'
+import { testConfig, validateResponses } from './helper.js'
 
 async function linesAt (t: Test, level: string) {
   const lines: Array<Record<string, any>> = []
   const stream = new Writable({ write (chunk, _encoding, done) { lines.push(...String(chunk).split('\n').filter(Boolean).map(line => JSON.parse(line))); done() } })
   const app = await buildApp(testConfig(), { logger: { level, stream } })
   t.teardown(() => app.close())
+  await app.ready()
+  validateResponses(app)
   const response = await app.inject({ method: 'GET', url: '/api/v1/users/00000000-0000-4000-8000-000000000000' })
   t.ok(lines.filter(line => line.req).every(line => line.reqId === response.headers['x-request-id']), 'request lines carry the request id')
   return lines

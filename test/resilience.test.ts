@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
-import { as, createUser, testConfig } from './helper.js'
+import { as, createUser, testConfig, validateResponses } from './helper.js'
 
 const skip = process.env.DATABASE_URL ? false : 'needs DATABASE_URL (CI runs it against the local PostgreSQL)'
 
@@ -19,6 +19,7 @@ t.test('a database that drops every connection does not crash the service; it re
   const url = new URL(base); url.pathname = `/${name}`
   const app = await buildApp(testConfig({ databaseUrl: url.toString() }))
   await app.ready()
+  validateResponses(app)
   t.teardown(() => app.close())
 
   const user = await createUser(app)

@@ -156,6 +156,9 @@ t.test('createdAfter and createdBefore are exclusive', async t => {
   for (const query of [{ createdAfter: 'yesterday' }, { createdBefore: '2026-13-01T00:00:00Z' }]) {
     assertError(t, await list({ q: tag, ...query }), 400, 'VALIDATION_ERROR', JSON.stringify(query))
   }
+  // RFC 3339 allows a leap second, which a Date cannot hold; it was a 500 (found by test/fuzz.test.ts).
+  t.same((await listOk(t, { q: tag, createdBefore: '2016-12-31T23:59:60Z' })).data, [], 'a leap second is the second after')
+  t.equal((await listOk(t, { q: tag, createdAfter: '2016-12-31T22:59:60.5-01:00' })).data.length, fixtures.length, 'with an offset and a fraction too')
 })
 
 t.test('includeDeleted shows soft-deleted users with their deletedAt', async t => {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Executor } from '../db/types.js'
+import { dateOf } from '../lib/timestamp.js'
 
 export interface AuditContext { actorId: string | null, ip: string | null, userAgent: string | null, requestId: string | null }
 
@@ -36,8 +37,8 @@ export function listAudit (db: Executor, filter: AuditFilter, afterSeq: string |
   if (filter.userId) query = query.where('userId', '=', filter.userId)
   if (filter.actorId) query = query.where('actorId', '=', filter.actorId)
   if (filter.action) query = query.where('action', '=', filter.action)
-  if (filter.from) query = query.where('createdAt', '>=', new Date(filter.from))
-  if (filter.to) query = query.where('createdAt', '<', new Date(filter.to))
+  if (filter.from) query = query.where('createdAt', '>=', dateOf(filter.from))
+  if (filter.to) query = query.where('createdAt', '<', dateOf(filter.to))
   if (afterSeq !== undefined) query = query.where(sql<boolean>`seq < ${afterSeq}::bigint`)
   return query.orderBy('seq', 'desc').limit(limit).execute()
 }

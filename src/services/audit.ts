@@ -1,6 +1,7 @@
 import type { DB } from '../db/connect.js'
 import { validationError } from '../errors.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
+import { dateOf } from '../lib/timestamp.js'
 import { listAudit, type AuditFilter } from '../repositories/audit.js'
 import type { AuditListQuery, AuditLogEntry, AuditPagination } from '../../schemas/audit.js'
 
@@ -9,7 +10,7 @@ export function createAuditService ({ db }: { db: DB }) {
   return {
     async list (query: AuditListQuery): Promise<{ data: AuditLogEntry[], pagination: AuditPagination }> {
       const filter: AuditFilter = { userId: query.userId, actorId: query.actorId, action: query.action, from: query.from, to: query.to }
-      if (filter.from && filter.to && new Date(filter.from) >= new Date(filter.to)) {
+      if (filter.from && filter.to && dateOf(filter.from) >= dateOf(filter.to)) {
         throw validationError('from must be before to', [{ field: 'from', message: 'must be before to' }])
       }
       const fingerprint = listFingerprint(['audit', filter])

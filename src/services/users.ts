@@ -8,6 +8,7 @@ import { changesBetween } from '../lib/changes.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
 import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
+import { dateOf } from '../lib/timestamp.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
 import { lockAdministrators } from '../repositories/administrators.js'
@@ -178,8 +179,8 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
         includeDeleted: query.includeDeleted,
         status: query.status,
         emailVerified: query.emailVerified,
-        createdAfter: query.createdAfter === undefined ? undefined : new Date(query.createdAfter),
-        createdBefore: query.createdBefore === undefined ? undefined : new Date(query.createdBefore),
+        createdAfter: query.createdAfter === undefined ? undefined : dateOf(query.createdAfter),
+        createdBefore: query.createdBefore === undefined ? undefined : dateOf(query.createdBefore),
         role: query.role,
         q: query.q,
         after,
