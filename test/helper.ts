@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
@@ -41,6 +42,14 @@ export async function build (t: Tap, overrides: Partial<Config> = {}, env: NodeJ
   return validateResponses(app)
 }
 
+/** The body as the client reads it: a compressed answer (Accept-Encoding) decompressed. */
+function decoded (res: LightMyRequestResponse): string {
+  const encoding = res.headers['content-encoding']
+  if (encoding === 'br') return brotliDecompressSync(res.rawPayload).toString()
+  if (encoding === 'gzip') return gunzipSync(res.rawPayload).toString()
+  return res.body
+}
+
 /**
  * Makes every answer of app.inject (the promise form) be checked against the app's own OpenAPI
  * document: an answer off the document rejects, so the test that made the request fails.
@@ -53,10 +62,10 @@ export function validateResponses (app: FastifyInstance): FastifyInstance {
     return inject(options).then(res => {
       // The router-refused URLs are routed again under another url; originalUrl is what the client sent.
       const req = res.raw.req as typeof res.raw.req & { originalUrl?: string }
-      const answer = { method: req.method ?? 'GET', url: req.originalUrl ?? req.url ?? '/', statusCode: res.statusCode, headers: res.headers, body: res.body }
+      const answer = { method: req.method ?? 'GET', url: req.originalUrl ?? req.url ?? '/', statusCode: res.statusCode, headers: res.headers, body: decoded(res) }
       const problems = check(answer)
       if (problems.length) {
-        throw new Error(`${answer.method} ${answer.url} answered ${answer.statusCode} off the OpenAPI document:\n  ${problems.join('\n  ')}\n  body: ${res.body.slice(0, 500)}`)
+        throw new Error(`${answer.method} ${answer.url} answered ${answer.statusCode} off the OpenAPI document:\n  ${problems.join('\n  ')}\n  body: ${answer.body.slice(0, 500)}`)
       }
       return res
     })
