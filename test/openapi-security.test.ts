@@ -6,7 +6,8 @@ import { generateOpenApi } from '../src/cli/openapi.js'
 // The document's default is a Bearer token; the anonymous operations say `security: []`. Each
 // operation states which it is, and the service agrees: without a token, every Bearer operation
 // is 401 and no anonymous one is.
-const app = await build(t)
+// With TEST_ENDPOINTS, as the document is generated: the test route is checked too.
+const app = await build(t, {}, { TEST_ENDPOINTS: 'true' })
 const document = JSON.parse(await generateOpenApi())
 
 t.test('every operation states its security, and it is the one the service applies', async t => {
