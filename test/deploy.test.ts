@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { connect as netConnect, createServer as netServer, type AddressInfo } from 'node:net'
+import { connect as netConnect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -26,7 +26,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap'
 import { Secret } from 'kubernetes-models/v1/Secret'
 import { Service } from 'kubernetes-models/v1/Service'
 import { EnvSchema, loadConfig } from '../src/config.js'
-import { build } from './helper.js'
+import { build, freePort } from './helper.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8')
@@ -182,14 +182,6 @@ async function nginxCopy (dir: string, ports: { http: number, https: number }, u
   await writeFile(file, conf)
   // -e: the error log before the configuration is read; pid: not the system nginx's.
   return ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', file, '-g', `pid ${path.join(dir, 'nginx.pid')};`]
-}
-
-async function freePort (): Promise<number> {
-  const server = netServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
 }
 
 const nginxSkip = !NGINX && 'nginx is not installed (apt-get install -y nginx; .ci/run does)'

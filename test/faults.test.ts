@@ -1,7 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { chown, mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -9,7 +8,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
-import { as, createUser, testConfig, uniqueEmail, PASSWORD } from './helper.js'
+import { as, createUser, freePort, testConfig, uniqueEmail, PASSWORD } from './helper.js'
 
 // Faults injected into a PostgreSQL server and a Redis of the test's own (own data directory and
 // port), never the machine's shared ones. Needs PostgreSQL's server binaries and redis-server.
@@ -18,14 +17,6 @@ const PG_BIN = ['/usr/lib/postgresql'].filter(existsSync).flatMap(root => readdi
 const skip = !PG_BIN ? 'needs PostgreSQL server binaries (initdb, pg_ctl)' : false
 // initdb refuses to run as root: the server runs as the postgres user then.
 const asPostgres = (command: string, args: string[]) => process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args)
-
-async function freePort () {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
 
 async function ownPostgres (t: { teardown (fn: () => unknown): void }) {
   const dir = await mkdtemp(path.join(tmpdir(), 'faults-pg-'))

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
@@ -106,4 +107,13 @@ export function assertError (t: Test, res: LightMyRequestResponse, status: numbe
   t.equal(typeof body.error?.message, 'string', `${message}: a message`)
   t.equal(body.error?.requestId, res.headers['x-request-id'], `${message}: requestId is X-Request-Id`)
   return body.error as { code: string, message: string, details?: Array<{ field?: string, message: string }>, requestId: string }
+}
+
+/** A loopback port nothing listens on now, for a server a test starts itself. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise(resolve => server.close(resolve))
+  return port
 }

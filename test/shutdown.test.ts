@@ -1,21 +1,13 @@
 import { spawn } from 'node:child_process'
-import { createServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
-import { testConfig } from './helper.js'
+import { freePort, testConfig } from './helper.js'
 
 // SIGTERM with requests in flight: the process itself (src/server.ts, as `npm start` runs it
 // after the build) finishes them, then exits 0 within its grace delay.
 const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
-
-async function freePort () {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
 
 t.test('SIGTERM: in-flight requests finish, then the process exits 0', async t => {
   const port = await freePort()

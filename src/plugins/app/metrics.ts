@@ -49,26 +49,19 @@ export default fp(async function metrics (fastify) {
     scrape ??= fastify.jobs.backlog().finally(() => setImmediate(() => { scrape = undefined }))
     return scrape
   }
-  new Gauge({ // eslint-disable-line no-new
-    name: 'jobs_backlog',
-    help: 'Jobs waiting to run, by queue',
+  type Backlog = Awaited<ReturnType<JobQueue['backlog']>>[number]
+  const backlogGauge = (name: string, help: string, value: (row: Backlog) => number) => new Gauge({
+    name,
+    help,
     labelNames: ['queue'] as const,
     registers,
     async collect () {
       this.reset()
-      for (const { queue, pending } of await readBacklog()) this.set({ queue }, pending)
+      for (const row of await readBacklog()) this.set({ queue: row.queue }, value(row))
     }
   })
-  new Gauge({ // eslint-disable-line no-new
-    name: 'jobs_oldest_pending_age_seconds',
-    help: 'Age of the oldest job waiting to run, by queue',
-    labelNames: ['queue'] as const,
-    registers,
-    async collect () {
-      this.reset()
-      for (const { queue, oldestAgeSec } of await readBacklog()) this.set({ queue }, oldestAgeSec)
-    }
-  })
+  backlogGauge('jobs_backlog', 'Jobs waiting to run, by queue', row => row.pending)
+  backlogGauge('jobs_oldest_pending_age_seconds', 'Age of the oldest job waiting to run, by queue', row => row.oldestAgeSec)
   new Gauge({ // eslint-disable-line no-new
     name: 'redis_fallback_active',
     help: '1 while REDIS_URL is set but Redis is not connected, so shared state is kept in process',
