@@ -39,6 +39,8 @@ import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
+const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
+
 declare module 'fastify' {
   interface FastifyInstance { config: Config }
 }
@@ -119,10 +121,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       reply.header('connection', 'close')
       throw serviceUnavailable('The server is shutting down; retry, another instance will answer', undefined, 1)
     }
-    // application/merge-patch+json is a PATCH body; elsewhere it is the wrong media type.
-    if (request.method !== 'PATCH' && request.headers['content-type']?.startsWith('application/merge-patch+json')) {
-      throw unsupportedMediaType()
-    }
+  })
+  // application/merge-patch+json is a PATCH body; elsewhere it is the wrong media type (in any case, as the parser
+  // matches it). Refused where the parser refuses other media types: after the rate limit and authentication.
+  app.addHook('preParsing', async request => {
+    if (request.method !== 'PATCH' && MERGE_PATCH.test(request.headers['content-type'] ?? '')) throw unsupportedMediaType()
   })
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
   // The API speaks JSON only: a text/plain body is 415, not a string that fails validation.
