@@ -14,6 +14,10 @@ t.test('every /api/v1 answer carries the rate-limit headers, 401 and 404 include
     t.ok(Number(res.headers['x-ratelimit-remaining']) < 50, `${url}: remaining`)
     t.ok(Number(res.headers['x-ratelimit-reset']) > 0, `${url}: reset in seconds`)
   }
+  // A merge-patch body off PATCH was refused before the limit counted it (found by test/openapi-validator.ts).
+  const mergePatch = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/merge-patch+json' }, payload: '{}' })
+  t.equal(mergePatch.statusCode, 415, 'merge-patch on POST is 415')
+  t.equal(mergePatch.headers['x-ratelimit-limit'], '10', 'and counted on the auth budget')
   for (const url of ['/health', '/health/ready', '/metrics', '/openapi.json']) {
     const res = await app.inject({ method: 'GET', url })
     t.equal(res.statusCode, 200, url)
