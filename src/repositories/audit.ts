@@ -10,8 +10,9 @@ export interface AuditEntry {
   changes?: Record<string, unknown> | null
 }
 
-export async function insertAudit (db: Executor, context: AuditContext, entry: AuditEntry) {
-  await db.insertInto('userAuditLog').values({
+/** An entry's row as stored: the one place that shapes it (changes as JSON, a bounded user agent). */
+export function auditRow (context: AuditContext, entry: AuditEntry) {
+  return {
     action: entry.action,
     userId: entry.userId,
     actorId: context.actorId,
@@ -19,7 +20,11 @@ export async function insertAudit (db: Executor, context: AuditContext, entry: A
     ip: context.ip,
     userAgent: context.userAgent?.slice(0, 512) ?? null,
     requestId: context.requestId
-  }).execute()
+  }
+}
+
+export async function insertAudit (db: Executor, context: AuditContext, entry: AuditEntry) {
+  await db.insertInto('userAuditLog').values(auditRow(context, entry)).execute()
 }
 
 export interface AuditFilter {

@@ -1,17 +1,37 @@
 import { sql } from 'kysely'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
-import { selectUsers, type UserWithRelationsRow } from './users.js'
+import type { auditRow } from './audit.js'
+import { recordLoginReturning, selectUsers, type UserWithRelationsRow } from './users.js'
 
-export async function createSession (db: Executor, session: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date }) {
-  const row = await db.insertInto('userSessions')
-    .values({ ...session, userAgent: session.userAgent?.slice(0, 512) ?? null })
-    .returning('id').executeTakeFirstOrThrow()
-  return row.id
-}
-
-export async function insertRefreshToken (db: Executor, token: { sessionId: string, userId: string, tokenHash: string, expiresAt: Date }) {
-  await db.insertInto('refreshTokens').values(token).execute()
+/**
+ * A password login's writes in one statement, so in one round trip instead of a transaction of
+ * seven: the user's last login, the session, its first refresh token and the audit row. Nothing
+ * is written when the user is no longer live (deleted or erased since its password was checked).
+ */
+export async function startLogin (db: Executor, compiled: CompiledQueries,
+  login: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date, tokenHash: string },
+  audit: ReturnType<typeof auditRow>): Promise<(UserWithRelationsRow & { sessionId: string }) | undefined> {
+  const userAgent = login.userAgent?.slice(0, 512) ?? null
+  const parameters = [login.userId, userAgent, login.ip, login.expiresAt, login.tokenHash,
+    audit.action, audit.userId, audit.actorId, audit.changes, audit.ip, audit.userAgent, audit.requestId]
+  const result = await compiled.run(db, 'startLogin', parameters, () => {
+    const query = sql<UserWithRelationsRow & { sessionId: string }>`
+      with u as (${recordLoginReturning(db, login.userId)}),
+      s as (
+        insert into user_sessions (user_id, user_agent, ip, expires_at)
+        select u.id, ${userAgent}, ${login.ip}, ${login.expiresAt} from u returning id, user_id, expires_at
+      ), rt as (
+        insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
+        select s.id, s.user_id, ${login.tokenHash}, s.expires_at from s
+      ), a as (
+        insert into user_audit_log (action, user_id, actor_id, changes, ip, user_agent, request_id)
+        select ${audit.action}, ${audit.userId}, ${audit.actorId}, ${audit.changes}::jsonb, ${audit.ip}, ${audit.userAgent}, ${audit.requestId} from u
+      )
+      select s.id as session_id, u.* from u cross join s`
+    return { compile: () => query.compile(db) }
+  })
+  return result.rows[0]
 }
 
 /**

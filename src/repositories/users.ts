@@ -10,13 +10,21 @@ export type { Executor }
  * The columns that make up a user as returned. Role names and the profile come from the read
  * model on users (migration 003, kept by triggers), so a user is one row with no join.
  */
+const USER_COLUMNS = [
+  'u.id', 'u.email', 'u.firstName', 'u.lastName', 'u.status', 'u.emailVerified', 'u.lastLoginAt',
+  'u.createdAt', 'u.updatedAt', 'u.deletedAt', 'u.roleNames as roles',
+  sql<Profile | null>`u.profile`.as('profile')
+] as const
+
 export function selectUsers (db: Executor) {
-  return db.selectFrom('users as u')
-    .select([
-      'u.id', 'u.email', 'u.firstName', 'u.lastName', 'u.status', 'u.emailVerified', 'u.lastLoginAt',
-      'u.createdAt', 'u.updatedAt', 'u.deletedAt', 'u.roleNames as roles',
-      sql<Profile | null>`u.profile`.as('profile')
-    ])
+  return db.selectFrom('users as u').select(USER_COLUMNS)
+}
+
+/** Marks a login on a live user and returns it as selectUsers would, in one statement. */
+export function recordLoginReturning (db: Executor, id: string) {
+  return db.updateTable('users as u').set({ lastLoginAt: sql`now()` as any })
+    .where('u.id', '=', id).where('u.deletedAt', 'is', null).where('u.erasedAt', 'is', null)
+    .returning(USER_COLUMNS)
 }
 export type UserWithRelationsRow = Awaited<ReturnType<ReturnType<typeof selectUsers>['executeTakeFirstOrThrow']>>
 
@@ -125,10 +133,6 @@ export function findCredentialsByEmail (db: Executor, email: string) {
 
 export function findPasswordHash (db: Executor, id: string) {
   return db.selectFrom('users').select(['passwordHash', 'email']).where('id', '=', id).where('deletedAt', 'is', null).executeTakeFirst()
-}
-
-export async function recordLogin (db: Executor, id: string) {
-  await db.updateTable('users').set({ lastLoginAt: sql`now()` as any }).where('id', '=', id).execute()
 }
 
 export async function insertUser (db: Executor, user: NewUser) {

@@ -9,7 +9,7 @@ import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
 import type { AttemptOutcome } from '../lib/login-attempts.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
-import { insertAudit } from '../repositories/audit.js'
+import { auditRow, insertAudit } from '../repositories/audit.js'
 import * as sessions from '../repositories/sessions.js'
 import * as tokens from '../repositories/tokens.js'
 import * as users from '../repositories/users.js'
@@ -75,17 +75,6 @@ export function createAuthService ({
     }
   }
 
-  /** Starts a login: a session whose absolute expiry every rotated refresh token inherits. */
-  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string): Promise<TokenPair> {
-    const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
-    const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
-    const refreshToken = randomToken()
-    await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
-    const user = await users.findUserById(ex, compiled, userId)
-    if (!user) throw unauthorized()
-    return tokenPair(user, sessionId, refreshToken)
-  }
-
   function actorOf (ctx: RequestContext) {
     if (!ctx.actor) throw unauthorized()
     return ctx.actor
@@ -140,12 +129,16 @@ export function createAuthService ({
         if (account.status === 'pending' && config.requireEmailVerification) {
           throw forbidden('Verify your email address before logging in')
         }
-        const pair = await db.transaction().execute(async trx => {
-          await users.recordLogin(trx, account.id)
-          const pair = await issueTokens(trx, ctx, account.id)
-          await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
-          return pair
-        })
+        const refreshToken = randomToken()
+        const started = await sessions.startLogin(db, compiled, {
+          userId: account.id,
+          userAgent: ctx.userAgent,
+          ip: ctx.ip,
+          tokenHash: hashToken(refreshToken),
+          expiresAt: new Date(Date.now() + config.refreshTokenExpirySec * 1000)
+        }, auditRow({ ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id, changes: { method: 'password' } }))
+        if (!started) throw invalidCredentials()
+        const pair = tokenPair(started, started.sessionId, refreshToken)
         metrics.login('success')
         return pair
       } finally {

@@ -14,6 +14,8 @@ const MAX_WAIT_MS = 10_000
 /** How often a waiting login looks again, for places freed on other instances. */
 const RETRY_MS = 25
 
+interface Waiter { wake: () => void, poll?: NodeJS.Timeout }
+
 /**
  * Login lockout. LOGIN_MAX_FAILURES failed logins for one account (normalised email, known or
  * not, so a lock reveals nothing) within LOGIN_LOCK_WINDOW lock that account until the window
@@ -27,21 +29,32 @@ const RETRY_MS = 25
  */
 export function createLoginThrottle (store: AttemptStore, config: Pick<Config, 'loginMaxFailures' | 'loginLockWindowMs' | 'loginIpMaxFailures'>): LoginGuard {
   const windowMs = config.loginLockWindowMs
-  // Logins of this instance waiting for a place, woken as soon as one of its own attempts ends.
-  const waiting = new Map<string, Set<() => void>>()
+  // Logins of this instance waiting for a place, first come first served per key. Each place freed
+  // here wakes one of them (waking them all cost a Redis call per waiter on every end); only the
+  // first in line also polls every RETRY_MS, for places freed on other instances.
+  const queues = new Map<string, Waiter[]>()
 
-  function waitForPlace (key: string): Promise<void> {
+  function wakeFirst (key: string) {
+    queues.get(key)?.[0]?.wake()
+  }
+
+  /** Resolves when this login may try again. One that was woken but found no place keeps the front. */
+  function waitForPlace (key: string, front: boolean): Promise<void> {
     return new Promise(resolve => {
-      const waiters = waiting.get(key) ?? new Set()
-      waiting.set(key, waiters)
-      const wake = () => {
-        clearTimeout(timer)
-        waiters.delete(wake)
-        if (waiters.size === 0 && waiting.get(key) === waiters) waiting.delete(key)
-        resolve()
+      const queue = queues.get(key) ?? []
+      queues.set(key, queue)
+      const waiter: Waiter = {
+        wake () {
+          clearTimeout(waiter.poll)
+          queue.splice(queue.indexOf(waiter), 1)
+          if (queue.length === 0) queues.delete(key)
+          else queue[0].poll ??= setTimeout(() => queue[0]?.wake(), RETRY_MS)
+          resolve()
+        }
       }
-      const timer = setTimeout(wake, RETRY_MS)
-      waiters.add(wake)
+      if (front) queue.unshift(waiter)
+      else queue.push(waiter)
+      if (queue[0] === waiter) waiter.poll = setTimeout(waiter.wake, RETRY_MS)
     })
   }
 
@@ -51,24 +64,33 @@ export function createLoginThrottle (store: AttemptStore, config: Pick<Config, '
       if (ctx.ip) budgets.push({ key: ipKey(ctx.ip), max: config.loginIpMaxFailures })
       const attemptId = randomUUID()
       const giveUpAt = Date.now() + MAX_WAIT_MS
+      let woken = false
       for (;;) {
-        const result = await store.acquire(budgets, attemptId)
-        if (result.state === 'acquired') break
+        // Newcomers queue behind logins already waiting here, so none of those starves.
+        const waitingKey = woken ? undefined : budgets.find(({ key }) => queues.has(key))?.key
+        const result = waitingKey === undefined ? await store.acquire(budgets, attemptId) : { state: 'busy' as const, budget: budgets.findIndex(b => b.key === waitingKey) }
+        if (result.state === 'acquired') {
+          // The place may not have been the last one free: let the next in line look too.
+          for (const { key } of budgets) wakeFirst(key)
+          break
+        }
         const ofAccount = result.budget === 0
         if (result.state === 'locked') {
+          for (const { key } of budgets) wakeFirst(key)
           throw rateLimited(result.ttlMs / 1000, ofAccount
             ? 'Too many failed logins for this account; try again later'
             : 'Too many failed logins from this address; try again later')
         }
         if (Date.now() >= giveUpAt) throw rateLimited(1, 'Too many logins at once; try again shortly')
-        await waitForPlace(budgets[result.budget].key)
+        await waitForPlace(budgets[result.budget].key, woken)
+        woken = true
       }
       return {
         async end (outcome) {
           try {
             await store.end(budgets, attemptId, outcome, windowMs)
           } finally {
-            for (const { key } of budgets) for (const wake of [...(waiting.get(key) ?? [])]) wake()
+            for (const { key } of budgets) wakeFirst(key)
           }
         }
       }
