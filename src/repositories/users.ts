@@ -135,9 +135,20 @@ export function findPasswordHash (db: Executor, id: string) {
   return db.selectFrom('users').select(['passwordHash', 'email']).where('id', '=', id).where('deletedAt', 'is', null).executeTakeFirst()
 }
 
-export async function insertUser (db: Executor, user: NewUser) {
-  const row = await db.insertInto('users').values(user).returning('id').executeTakeFirstOrThrow()
-  return row.id
+/**
+ * A new user and its roles in one statement; returns its id and the names of the roles found, so
+ * the caller can refuse unknown ones (and roll back). The read model's trigger fills role_names.
+ */
+export async function insertUserWithRoles (db: Executor, user: NewUser, roleNames: string[]) {
+  const { rows: [row] } = await sql<{ id: string, roles: string[] }>`
+    with u as (${db.insertInto('users').values(user).returning('id')}),
+    r as (
+      insert into user_roles (user_id, role_id)
+      select u.id, roles.id from u cross join roles where roles.name = any(${roleNames}::text[])
+      returning role_id
+    )
+    select u.id, array(select roles.name from r join roles on roles.id = r.role_id) as roles from u`.execute(db)
+  return row
 }
 
 export async function updateUser (db: Executor, id: string, changes: UserUpdate) {

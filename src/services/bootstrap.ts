@@ -28,8 +28,7 @@ export async function bootstrapAdmin (db: DB, hasher: PasswordHasher, email: str
       log.info('bootstrap admin promoted')
       return
     }
-    const id = await users.insertUser(trx, { email, passwordHash, firstName: 'Admin', lastName: 'User', status: 'active', emailVerified: true })
-    await users.replaceUserRoles(trx, id, [adminRole.id])
+    const { id } = await users.insertUserWithRoles(trx, { email, passwordHash, firstName: 'Admin', lastName: 'User', status: 'active', emailVerified: true }, ['admin'])
     await insertAudit(trx, context, { action: 'user.created', userId: id, changes: { email, roles: ['admin'], bootstrap: true } })
     log.info('bootstrap admin created')
   })

@@ -70,10 +70,14 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
     return toUser(row)
   }
 
+  function assertKnownRoles (names: string[], found: string[]) {
+    const unknown = names.filter(n => !found.includes(n))
+    if (unknown.length > 0) throw validationError('Unknown role', unknown.map(n => ({ field: 'roles', message: `unknown role "${n}"` })))
+  }
+
   async function resolveRoles (ex: Executor, names: string[]) {
     const roles = await users.findRolesByName(ex, names)
-    const unknown = names.filter(n => !roles.some(r => r.name === n))
-    if (unknown.length > 0) throw validationError('Unknown role', unknown.map(n => ({ field: 'roles', message: `unknown role "${n}"` })))
+    assertKnownRoles(names, roles.map(r => r.name))
     return roles.map(r => r.id)
   }
 
@@ -142,11 +146,11 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
     const passwordHash = await hasher.hash(body.password)
     // A taken email fails on the unique index (EMAIL_TAKEN), also when two requests race.
     return db.transaction().execute(async trx => {
-      const roleIds = await resolveRoles(trx, body.roles ?? ['user'])
-      const id = await users.insertUser(trx, {
+      const roleNames = body.roles ?? ['user']
+      const { id, roles } = await users.insertUserWithRoles(trx, {
         email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active'
-      })
-      await users.replaceUserRoles(trx, id, roleIds)
+      }, roleNames)
+      assertKnownRoles(roleNames, roles)
       if (body.profile) await users.saveProfile(trx, id, body.profile, true)
       await queueEmailVerification(trx, emails, id, email)
       const user = await load(trx, id)
