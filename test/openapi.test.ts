@@ -34,6 +34,9 @@ t.test('the document is valid OpenAPI 3 and describes every operation fully', as
         t.ok(statuses.includes('429'), `${where} documents 429`)
       }
       if (path.includes('{id}')) t.ok(statuses.includes('400'), `${where} documents 400 for a malformed id`)
+      if (method === 'patch') {
+        t.same(Object.keys(operation.requestBody.content).sort(), ['application/json', 'application/merge-patch+json'], `${where} takes a merge patch in either media type`)
+      }
     }
   }
   t.ok(document.paths['/api/v1/users/{id}'].get.responses['304'], 'GET user documents 304')

@@ -2888,6 +2888,21 @@ export interface operations {
                     roles?: string[];
                     status?: components["schemas"]["UserStatus"];
                 };
+                "application/merge-patch+json": {
+                    /** Format: email */
+                    email?: string;
+                    firstName?: string;
+                    lastName?: string;
+                    profile?: {
+                        bio?: string | null;
+                        avatarUrl?: string | null;
+                        phone?: string | null;
+                        locale?: string | null;
+                        timezone?: string | null;
+                    } | null;
+                    roles?: string[];
+                    status?: components["schemas"]["UserStatus"];
+                };
             };
         };
         responses: {
@@ -3555,6 +3570,13 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    bio?: string | null;
+                    avatarUrl?: string | null;
+                    phone?: string | null;
+                    locale?: string | null;
+                    timezone?: string | null;
+                };
+                "application/merge-patch+json": {
                     bio?: string | null;
                     avatarUrl?: string | null;
                     phone?: string | null;

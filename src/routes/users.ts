@@ -10,6 +10,9 @@ import { Success } from '../../schemas/common.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { contextOf } from '../services/context.js'
 
+/** A PATCH body is a JSON merge patch (RFC 7396), sent as either media type. */
+const PATCH_MEDIA_TYPES = ['application/json', 'application/merge-patch+json']
+
 const security = [{ bearerAuth: [] }]
 // An ETag is 29 characters; 1024 leaves room for a list of them.
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 1024, description: 'ETag from a GET; a stale one gives 412' })) })
@@ -109,6 +112,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       tags: ['users'],
       summary: 'Update a user partially (JSON merge patch)',
       description: `${updateDescription} Takes application/json or application/merge-patch+json.`,
+      consumes: PATCH_MEDIA_TYPES,
       security,
       params: IdParamsSchema,
       headers: IfMatchHeaders,
@@ -191,6 +195,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
         tags: ['users'],
         summary: method === 'put' ? 'Replace a user\'s profile (missing fields become null)' : 'Update a user\'s profile (merge patch)',
         description: 'The user itself, or a caller with users:write.',
+        ...(method === 'patch' && { consumes: PATCH_MEDIA_TYPES }),
         security,
         params: IdParamsSchema,
         body: ProfileInputSchema,
