@@ -74,6 +74,7 @@ async function createDatabase (serverUrl: string, name: string, layout: Layout, 
           db.seeded = to
         }
         await c.query('vacuum (analyze)')
+        await c.query('checkpoint') // as for the service's database (bench/lib/database.ts)
       } finally {
         c.release()
       }
