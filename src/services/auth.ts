@@ -21,7 +21,11 @@ import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
 
-export interface AccessClaims { sub: string, sid: string, typ: 'access' }
+/** amr (RFC 8176): how the login was authenticated, e.g. ["pwd"] or ["passkey"]. */
+export interface AccessClaims { sub: string, sid: string, typ: 'access', amr?: string[] }
+
+/** How a login was established: the token's amr and the audit row's changes.method. */
+export interface SignInMethod { amr: string[], method: string }
 
 const PASSWORD_RESET_TTL_MS = 3600_000
 
@@ -65,9 +69,9 @@ export function createAuthService ({
   metrics = NO_METRICS
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
-  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string): TokenPair {
+  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string, amr?: string[]): TokenPair {
     return {
-      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access' }),
+      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access', ...(amr ? { amr } : {}) }),
       refreshToken,
       tokenType: 'Bearer',
       expiresIn: Math.round(config.jwtExpirySec),
@@ -76,14 +80,29 @@ export function createAuthService ({
   }
 
   /** Starts a login: a session whose absolute expiry every rotated refresh token inherits. */
-  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string): Promise<TokenPair> {
+  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string, amr?: string[]): Promise<TokenPair> {
     const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
     const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
     const refreshToken = randomToken()
     await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
     const user = await users.findUserById(ex, compiled, userId)
     if (!user) throw unauthorized()
-    return tokenPair(user, sessionId, refreshToken)
+    return tokenPair(user, sessionId, refreshToken, amr)
+  }
+
+  /**
+   * Finishes a login for an identity already established (a passkey assertion, ...): records it,
+   * opens the session, writes auth.login with the method, counts the success.
+   */
+  async function signIn (ctx: RequestContext, userId: string, { amr, method }: SignInMethod): Promise<TokenPair> {
+    const pair = await db.transaction().execute(async trx => {
+      await users.recordLogin(trx, userId)
+      const pair = await issueTokens(trx, ctx, userId, amr)
+      await insertAudit(trx, { ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method } })
+      return pair
+    })
+    metrics.login('success')
+    return pair
   }
 
   function actorOf (ctx: RequestContext) {
@@ -111,6 +130,8 @@ export function createAuthService ({
   }
 
   return {
+    signIn,
+
     register (ctx: RequestContext, body: Register): Promise<User> {
       const status = config.requireEmailVerification ? 'pending' : 'active'
       return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
