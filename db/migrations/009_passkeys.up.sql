@@ -4,7 +4,7 @@
 CREATE TABLE user_passkeys (
   id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   user_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  credential_id text NOT NULL CHECK (credential_id ~ '^[A-Za-z0-9_-]{1,1366}$'),
+  credential_id text NOT NULL CHECK (credential_id ~ '^[A-Za-z0-9_-]+$' AND length(credential_id) <= 1366),
   public_key    bytea NOT NULL,
   sign_count    bigint NOT NULL DEFAULT 0 CHECK (sign_count >= 0),
   transports    text[] NOT NULL DEFAULT '{}',

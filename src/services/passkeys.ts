@@ -101,11 +101,11 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
     const spent = 'challengeId' in by
       ? await passkeys.spendChallenge(db, { purpose: 'login', id: by.challengeId })
       : await spendMfaChallenge(by.mfaUserId, response)
-    const boundUserId = spent?.userId ?? ('mfaUserId' in by ? by.mfaUserId : null)
-    if (!spent) return { ok: false, reason: 'challenge', userId: boundUserId }
     const credential = await passkeys.findCredential(db, response.id)
-    if (!credential) return { ok: false, reason: 'unknown_credential', userId: boundUserId }
+    if (!credential) return { ok: false, reason: spent ? 'unknown_credential' : 'challenge', userId: spent?.userId ?? ('mfaUserId' in by ? by.mfaUserId : null) }
     const failed = (reason: AssertionFailure) => ({ ok: false as const, reason, userId: credential.userId, passkeyId: credential.id })
+    // Told apart from a bad signature in the audit trail: a replay of a real assertion, or a slow user.
+    if (!spent) return failed('challenge')
     if (spent.userId !== null && credential.userId !== spent.userId) return failed('wrong_user')
     const { userHandle } = response.response
     if (userHandle && !userHandleOf(credential.userId).equals(Buffer.from(userHandle, 'base64url'))) return failed('wrong_user')
