@@ -14,7 +14,7 @@ const RP_ID = 'app.example.test'
 const app = await build(t, {}, { WEBAUTHN_RP_ID: RP_ID, WEBAUTHN_ORIGINS: `${ORIGIN},https://other.example.test` })
 const db = app.database.db
 // CTAP2's canonical CBOR, as authenticators write it: shortest lengths, plain maps, untagged byte strings.
-const cbor = new Encoder({ useRecords: false, variableMapSize: true, useTag259ForMaps: false, tagUint8Array: false })
+const cbor = new Encoder({ useRecords: false, variableMapSize: true, mapsAsObjects: false, tagUint8Array: false })
 const encode = (value: unknown) => cbor.encode(value)
 const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest()
@@ -50,7 +50,7 @@ class SoftAuthenticator {
   authData (rpId: string, flags: number, attested: boolean): Buffer {
     const counter = Buffer.alloc(4)
     counter.writeUInt32BE(this.counter)
-    const parts = [sha256(rpId), Buffer.from([flags]), counter]
+    const parts: Uint8Array[] = [sha256(rpId), Buffer.from([flags]), counter]
     if (attested) {
       const idLength = Buffer.alloc(2)
       idLength.writeUInt16BE(this.credentialId.length)

@@ -6,10 +6,18 @@ const PUBLIC_COLUMNS = ['id', 'name', 'createdAt', 'lastUsedAt'] as const
 
 export type ChallengePurpose = 'register' | 'login' | 'mfa'
 
-export async function insertPasskey (db: Executor, passkey: {
-  userId: string, credentialId: string, publicKey: Buffer, signCount: number, transports: string[],
-  name: string, deviceType: string, backedUp: boolean
-}) {
+export interface NewPasskey {
+  userId: string
+  credentialId: string
+  publicKey: Buffer
+  signCount: number
+  transports: string[]
+  name: string
+  deviceType: string
+  backedUp: boolean
+}
+
+export async function insertPasskey (db: Executor, passkey: NewPasskey) {
   return db.insertInto('userPasskeys').values(passkey).returning(PUBLIC_COLUMNS).executeTakeFirstOrThrow()
 }
 
