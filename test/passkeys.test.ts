@@ -354,3 +354,12 @@ t.test('a passkey as the second factor (the service function /auth/mfa/verify ca
   const { challengeId } = await app.passkeysService.mfaOptions(user.id)
   t.match(await app.passkeysService.verifyAssertion({ challengeId }, response), { ok: false, reason: 'challenge' }, 'a second-factor challenge is no passwordless one')
 })
+
+t.test('erasing a user removes its passkeys', async t => {
+  const admin = await createUser(app, { roles: ['admin'] })
+  const user = await createUser(app)
+  const { authenticator } = await enrol(user)
+  t.equal((await as(app, admin, { method: 'POST', url: `/api/v1/users/${user.id}/erase` })).statusCode, 204)
+  t.equal((await db.selectFrom('userPasskeys').select('id').where('userId', '=', user.id).execute()).length, 0, 'no credential left')
+  assertError(t, (await passkeyLogin(authenticator)).res, 401, 'INVALID_CREDENTIALS')
+})

@@ -63,6 +63,13 @@ export async function deletePasskey (db: Executor, userId: string, id: string) {
   return Number(result.numDeletedRows) > 0
 }
 
+/** Deletes every passkey of the user and its outstanding challenges (an erasure, an MFA reset); returns how many passkeys. */
+export async function deleteUserPasskeys (db: Executor, userId: string) {
+  await db.deleteFrom('webauthnChallenges').where('userId', '=', userId).execute()
+  const result = await db.deleteFrom('userPasskeys').where('userId', '=', userId).executeTakeFirst()
+  return Number(result.numDeletedRows)
+}
+
 export async function insertChallenge (db: Executor, challenge: { purpose: ChallengePurpose, userId: string | null, challenge: string, expiresAt: Date }) {
   // Expired challenges of anyone are cleared on the way, so the table stays as small as the live ones.
   await db.deleteFrom('webauthnChallenges').where('expiresAt', '<', sql<Date>`now()`).execute()

@@ -84,7 +84,7 @@ const passkeyRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       response: { 200: LoginOptionsResponseSchema, ...errors(400, 429) }
     }
   }, async request => {
-    return { success: true as const, data: await passkeysService.loginOptions(request.body?.email) }
+    return { success: true as const, data: await passkeysService.loginOptions(request.body.email) }
   })
 
   fastify.post('/login/verify', {
