@@ -30,6 +30,7 @@ import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
 import metricsRoutes from './routes/metrics.js'
 import testRoutes from './routes/test.js'
+import passkeyRoutes from './routes/passkeys.js'
 import { RoleSchema } from '../schemas/role.js'
 import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
 import { ErrorDetailSchema, ErrorSchema } from '../schemas/common.js'
@@ -37,6 +38,7 @@ import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, Paginati
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
 import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
+import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchema, RegistrationOptionsSchema, RegistrationResponseSchema } from '../schemas/passkeys.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -49,7 +51,8 @@ declare module 'fastify' {
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
   UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
-  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema
+  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
+  PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema
 ]
 
 const REDACT = [
@@ -150,6 +153,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
+  await app.register(passkeyRoutes, { prefix: '/api/v1/auth/passkeys' })
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })

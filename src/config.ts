@@ -43,7 +43,10 @@ export const EnvSchema = Type.Object({
   MAX_EVENT_LOOP_DELAY: Duration('1s'),
   MAX_HEAP_USED_BYTES: Type.Integer({ default: 0, minimum: 0 }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-  METRICS_ALLOW: Type.String({ default: 'loopback' })
+  METRICS_ALLOW: Type.String({ default: 'loopback' }),
+  WEBAUTHN_RP_ID: Type.String({ default: 'localhost', minLength: 1, pattern: '^[A-Za-z0-9.-]+$' }),
+  WEBAUTHN_RP_NAME: Type.String({ default: 'user-management-api', minLength: 1, maxLength: 100 }),
+  WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 }))
 })
 type Env = Static<typeof EnvSchema>
 
@@ -97,6 +100,11 @@ export interface Config {
   /** Addresses and CIDRs (and proxy-addr's names: loopback, linklocal, uniquelocal). */
   metricsAllow: string[]
   bodyLimit: number
+  /** Passkeys: the relying party's id (a registrable domain of the origins) and the name authenticators show. */
+  webauthnRpId: string
+  webauthnRpName: string
+  /** The origins (scheme://host[:port]) a WebAuthn ceremony may come from. */
+  webauthnOrigins: string[]
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
 }
@@ -128,6 +136,18 @@ export function weakSecretReason (secret: string | undefined): string | undefine
   return undefined
 }
 
+/** WEBAUTHN_ORIGINS: each an origin exactly as a browser writes it in clientDataJSON (no path, no trailing slash). */
+function parseOrigins (value: string): string[] {
+  const origins = value.split(',').map(s => s.trim()).filter(Boolean)
+  if (origins.length === 0) throw new ConfigError('WEBAUTHN_ORIGINS: at least one origin is required')
+  for (const origin of origins) {
+    let parsed: URL | undefined
+    try { parsed = new URL(origin) } catch {}
+    if (!parsed || parsed.origin !== origin) throw new ConfigError(`WEBAUTHN_ORIGINS: "${origin}" is not an origin (e.g. https://app.example.com)`)
+  }
+  return origins
+}
+
 /** Reads and validates the environment once; a bad value throws a ConfigError naming the variable. */
 export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   let env: Env
@@ -148,6 +168,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   const metricsAllow = env.METRICS_ALLOW.split(',').map(s => s.trim()).filter(Boolean)
   try { proxyAddr.compile(metricsAllow) } catch (err) { throw new ConfigError(`METRICS_ALLOW: ${(err as Error).message}`) }
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
+  const webauthnOrigins = parseOrigins(env.WEBAUTHN_ORIGINS ?? `http://localhost:${env.PORT}`)
   return {
     env: env.NODE_ENV,
     production,
@@ -188,6 +209,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     maxHeapUsedBytes: env.MAX_HEAP_USED_BYTES,
     metricsPort: env.METRICS_PORT,
     metricsAllow,
+    webauthnRpId: env.WEBAUTHN_RP_ID.toLowerCase(),
+    webauthnRpName: env.WEBAUTHN_RP_NAME,
+    webauthnOrigins,
     argon2MemoryKiB: 19456
   }
 }

@@ -61,3 +61,18 @@ t.test('production refuses a missing or weak JWT_SECRET', async t => {
   const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'k3Q9v!x7Lm2#Rt8Zp4Wn6Yb1Hc5Jd0Fs' })
   t.equal(config.production, true)
 })
+
+t.test('passkeys: WEBAUTHN_RP_ID, WEBAUTHN_RP_NAME, WEBAUTHN_ORIGINS', async t => {
+  const defaults = loadConfig({ PORT: '8080' })
+  t.equal(defaults.webauthnRpId, 'localhost')
+  t.equal(defaults.webauthnRpName, 'user-management-api', 'the service name')
+  t.same(defaults.webauthnOrigins, ['http://localhost:8080'], 'the service itself on its port')
+  const set = loadConfig({ WEBAUTHN_RP_ID: 'Example.com', WEBAUTHN_RP_NAME: 'Example', WEBAUTHN_ORIGINS: 'https://example.com, https://app.example.com:8443' })
+  t.equal(set.webauthnRpId, 'example.com')
+  t.equal(set.webauthnRpName, 'Example')
+  t.same(set.webauthnOrigins, ['https://example.com', 'https://app.example.com:8443'])
+  for (const bad of ['https://example.com/', 'https://example.com/login', 'example.com', ' , ']) {
+    t.throws(() => loadConfig({ WEBAUTHN_ORIGINS: bad }), ConfigError, `"${bad}" is refused`)
+  }
+  t.throws(() => loadConfig({ WEBAUTHN_RP_ID: 'https://example.com' }), ConfigError, 'an RP ID is a domain, not a URL')
+})

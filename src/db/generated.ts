@@ -85,6 +85,20 @@ export interface UserAuditLog {
   userId: string | null;
 }
 
+export interface UserPasskeys {
+  backedUp: Generated<boolean>;
+  createdAt: Generated<Timestamp>;
+  credentialId: string;
+  deviceType: string;
+  id: Generated<string>;
+  lastUsedAt: Timestamp | null;
+  name: string;
+  publicKey: Buffer;
+  signCount: Generated<Int8>;
+  transports: Generated<string[]>;
+  userId: string;
+}
+
 export interface UserProfiles {
   avatarUrl: string | null;
   bio: string | null;
@@ -130,6 +144,15 @@ export interface UserSessions {
   userId: string;
 }
 
+export interface WebauthnChallenges {
+  challenge: string;
+  createdAt: Generated<Timestamp>;
+  expiresAt: Timestamp;
+  id: Generated<string>;
+  purpose: string;
+  userId: string | null;
+}
+
 export interface DB {
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
@@ -137,8 +160,10 @@ export interface DB {
   refreshTokens: RefreshTokens;
   roles: Roles;
   userAuditLog: UserAuditLog;
+  userPasskeys: UserPasskeys;
   userProfiles: UserProfiles;
   userRoles: UserRoles;
   users: Users;
   userSessions: UserSessions;
+  webauthnChallenges: WebauthnChallenges;
 }

@@ -3,6 +3,7 @@ import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
+import { deleteUserPasskeys } from './passkeys.js'
 
 export type { Executor }
 
@@ -177,6 +178,7 @@ export async function deletePersonalRecords (db: Executor, userId: string, email
   await db.deleteFrom('userSessions').where('userId', '=', userId).execute()
   await db.deleteFrom('passwordResetTokens').where('userId', '=', userId).execute()
   await db.deleteFrom('emailVerificationTokens').where('userId', '=', userId).execute()
+  await deleteUserPasskeys(db, userId)
   await db.deleteFrom('emailOutbox')
     .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', userId)]))
     .execute()

@@ -21,7 +21,11 @@ import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
 
-export interface AccessClaims { sub: string, sid: string, typ: 'access' }
+/** amr (RFC 8176): how the login was authenticated, e.g. ["pwd"] or ["passkey"]. */
+export interface AccessClaims { sub: string, sid: string, typ: 'access', amr?: string[] }
+
+/** How a login was established: the token's amr and the audit row's changes.method. */
+export interface SignInMethod { amr: string[], method: string }
 
 const PASSWORD_RESET_TTL_MS = 3600_000
 
@@ -65,14 +69,33 @@ export function createAuthService ({
   metrics = NO_METRICS
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
-  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string): TokenPair {
+  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string, amr?: string[]): TokenPair {
     return {
-      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access' }),
+      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access', ...(amr ? { amr } : {}) }),
       refreshToken,
       tokenType: 'Bearer',
       expiresIn: Math.round(config.jwtExpirySec),
       user: toUser(user)
     }
+  }
+
+  /**
+   * Finishes a login for an identity already established (a password, a passkey assertion, ...)
+   * in one statement: the last login, the session and its first refresh token, auth.login with the
+   * method. Undefined when the user stopped being live meanwhile (deleted or erased).
+   */
+  async function signIn (ctx: RequestContext, userId: string, { amr, method }: SignInMethod): Promise<TokenPair> {
+    const refreshToken = randomToken()
+    const started = await sessions.startLogin(db, compiled, {
+      userId,
+      userAgent: ctx.userAgent,
+      ip: ctx.ip,
+      tokenHash: hashToken(refreshToken),
+      expiresAt: new Date(Date.now() + config.refreshTokenExpirySec * 1000)
+    }, auditRow({ ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method } }))
+    if (!started) throw invalidCredentials()
+    metrics.login('success')
+    return tokenPair(started, started.sessionId, refreshToken, amr)
   }
 
   function actorOf (ctx: RequestContext) {
@@ -100,6 +123,8 @@ export function createAuthService ({
   }
 
   return {
+    signIn,
+
     register (ctx: RequestContext, body: Register): Promise<User> {
       const status = config.requireEmailVerification ? 'pending' : 'active'
       return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
@@ -129,18 +154,7 @@ export function createAuthService ({
         if (account.status === 'pending' && config.requireEmailVerification) {
           throw forbidden('Verify your email address before logging in')
         }
-        const refreshToken = randomToken()
-        const started = await sessions.startLogin(db, compiled, {
-          userId: account.id,
-          userAgent: ctx.userAgent,
-          ip: ctx.ip,
-          tokenHash: hashToken(refreshToken),
-          expiresAt: new Date(Date.now() + config.refreshTokenExpirySec * 1000)
-        }, auditRow({ ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id, changes: { method: 'password' } }))
-        if (!started) throw invalidCredentials()
-        const pair = tokenPair(started, started.sessionId, refreshToken)
-        metrics.login('success')
-        return pair
+        return await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' })
       } finally {
         if (outcome === 'failed') metrics.login('failure')
         await attempt.end(outcome)

@@ -9,6 +9,7 @@ import type { TokenPair } from '../../../schemas/auth.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { createRolesService, type RolesService } from '../../services/roles.js'
 import { createAuditService, type AuditService } from '../../services/audit.js'
+import { createPasskeysService, type PasskeysService } from '../../services/passkeys.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,6 +18,7 @@ declare module 'fastify' {
     authService: AuthService
     rolesService: RolesService
     auditService: AuditService
+    passkeysService: PasskeysService
   }
 }
 
@@ -30,7 +32,9 @@ export default fp(async function services (fastify) {
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics }))
+  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics })
+  fastify.decorate('authService', authService)
+  fastify.decorate('passkeysService', createPasskeysService({ db, compiled, config, authService, metrics: fastify.appMetrics }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
