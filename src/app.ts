@@ -16,6 +16,7 @@ import auth from './plugins/app/auth.js'
 import services from './plugins/app/services.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
+import oidcRoutes from './routes/oidc.js'
 import usersRoutes from './routes/users.js'
 import redis from './plugins/external/redis.js'
 import helmet from './plugins/external/helmet.js'
@@ -37,6 +38,7 @@ import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, Paginati
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
 import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
+import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -49,7 +51,7 @@ declare module 'fastify' {
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
   UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
-  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema
+  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema, OidcProviderSchema, IdentitySchema
 ]
 
 const REDACT = [
@@ -150,6 +152,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
+  await app.register(oidcRoutes, { prefix: '/api/v1/auth' })
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })

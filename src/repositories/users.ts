@@ -162,6 +162,8 @@ export async function deletePersonalRecords (db: Executor, userId: string, email
   await db.deleteFrom('userSessions').where('userId', '=', userId).execute()
   await db.deleteFrom('passwordResetTokens').where('userId', '=', userId).execute()
   await db.deleteFrom('emailVerificationTokens').where('userId', '=', userId).execute()
+  await db.deleteFrom('userIdentities').where('userId', '=', userId).execute()
+  await db.deleteFrom('oidcLoginCodes').where('userId', '=', userId).execute()
   await db.deleteFrom('emailOutbox')
     .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', userId)]))
     .execute()

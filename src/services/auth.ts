@@ -21,7 +21,11 @@ import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
 
-export interface AccessClaims { sub: string, sid: string, typ: 'access' }
+/** amr (RFC 8176): how the login was authenticated (pwd, otp, passkey, oidc), when known. */
+export interface AccessClaims { sub: string, sid: string, typ: 'access', amr?: string[] }
+
+/** How an already-authenticated login was made: its access token's amr and the audit's changes.method. */
+export interface SignInMethod { amr: string[], method: string }
 
 const PASSWORD_RESET_TTL_MS = 3600_000
 
@@ -65,9 +69,9 @@ export function createAuthService ({
   metrics = NO_METRICS
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
-  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string): TokenPair {
+  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string, amr?: string[]): TokenPair {
     return {
-      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access' }),
+      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access', ...(amr ? { amr } : {}) }),
       refreshToken,
       tokenType: 'Bearer',
       expiresIn: Math.round(config.jwtExpirySec),
@@ -76,14 +80,14 @@ export function createAuthService ({
   }
 
   /** Starts a login: a session whose absolute expiry every rotated refresh token inherits. */
-  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string): Promise<TokenPair> {
+  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string, amr?: string[]): Promise<TokenPair> {
     const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
     const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
     const refreshToken = randomToken()
     await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
     const user = await users.findUserById(ex, compiled, userId)
     if (!user) throw unauthorized()
-    return tokenPair(user, sessionId, refreshToken)
+    return tokenPair(user, sessionId, refreshToken, amr)
   }
 
   function actorOf (ctx: RequestContext) {
@@ -129,7 +133,10 @@ export function createAuthService ({
           await insertAudit(db, ctx, { action: 'auth.login_failed', userId: null, changes: { reason: 'unknown_account' } })
           throw invalidCredentials()
         }
-        const valid = await hasher.verify(account.passwordHash, password)
+        // An account made through a sign-in provider has no password: it fails as a wrong one does, in the same time.
+        const valid = account.passwordHash === null
+          ? await hasher.verifyDummy(password).then(() => false)
+          : await hasher.verify(account.passwordHash, password)
         if (!valid || account.status === 'suspended') {
           outcome = 'failed'
           await insertAudit(db, ctx, { action: 'auth.login_failed', userId: account.id, changes: { reason: valid ? 'suspended' : 'wrong_password' } })
@@ -143,7 +150,7 @@ export function createAuthService ({
         const pair = await db.transaction().execute(async trx => {
           await users.recordLogin(trx, account.id)
           const pair = await issueTokens(trx, ctx, account.id)
-          await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
+          await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id, changes: { method: 'password' } })
           return pair
         })
         metrics.login('success')
@@ -152,6 +159,25 @@ export function createAuthService ({
         if (outcome === 'failed') metrics.login('failure')
         await attempt.end(outcome)
       }
+    },
+
+    /**
+     * Finishes a login whose identity something else has established (an external provider):
+     * the user must still be able to log in; then a new session, its tokens carrying amr, and
+     * the auth.login audit row with changes.method.
+     */
+    async signIn (ctx: RequestContext, userId: string, { amr, method }: SignInMethod): Promise<TokenPair> {
+      const pair = await db.transaction().execute(async trx => {
+        const user = await tokens.lockUserEmailState(trx, userId)
+        if (!user || user.status === 'suspended') throw unauthorized('This account cannot sign in')
+        if (user.status === 'pending' && config.requireEmailVerification) throw forbidden('Verify your email address before logging in')
+        await users.recordLogin(trx, userId)
+        const pair = await issueTokens(trx, ctx, userId, amr)
+        await insertAudit(trx, { ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method } })
+        return pair
+      })
+      metrics.login('success')
+      return pair
     },
 
     /**
@@ -256,7 +282,8 @@ export function createAuthService ({
       const account = await users.findPasswordHash(db, actor.id)
       if (!account) throw unauthorized()
       assertPasswordPolicy(newPassword, account.email)
-      if (!await hasher.verify(account.passwordHash, currentPassword)) throw invalidCredentials()
+      // Without a password (an account made through a sign-in provider) no current password is right; a reset sets one.
+      if (account.passwordHash === null || !await hasher.verify(account.passwordHash, currentPassword)) throw invalidCredentials()
       const passwordHash = await hasher.hash(newPassword)
       await db.transaction().execute(async trx => {
         await users.updateUser(trx, actor.id, { passwordHash })

@@ -9,6 +9,8 @@ import type { TokenPair } from '../../../schemas/auth.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { createRolesService, type RolesService } from '../../services/roles.js'
 import { createAuditService, type AuditService } from '../../services/audit.js'
+import { createOidcService, type OidcService } from '../../services/oidc.js'
+import { createOidcClients } from '../../lib/oidc-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,6 +19,7 @@ declare module 'fastify' {
     authService: AuthService
     rolesService: RolesService
     auditService: AuditService
+    oidcService: OidcService
   }
 }
 
@@ -30,7 +33,11 @@ export default fp(async function services (fastify) {
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics }))
+  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics })
+  fastify.decorate('authService', authService)
+  // Providers are discovered on first use, not here: one that is down must not stop the start.
+  const oidcClients = createOidcClients(config.oidcProviders, config.publicUrl)
+  fastify.decorate('oidcService', createOidcService({ db, config, clients: oidcClients, authService, emails: fastify.emailOutbox }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
