@@ -7,11 +7,10 @@ import { freePort } from './helper.js'
 /** What an account of the test provider says about itself (its userinfo claims). */
 export interface TestAccount { email?: string, email_verified?: boolean, given_name?: string, family_name?: string }
 
-async function listen (handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server, issuer: string }> {
-  const port = await freePort()
+async function listen (port: number, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
   const server = createServer(handler)
   await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
-  return { server, issuer: `http://127.0.0.1:${port}` }
+  return server
 }
 
 const close = (server: Server) => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) })
@@ -25,15 +24,8 @@ export async function startOidcProvider (options: { clientId: string, clientSecr
   const accounts = new Map<string, TestAccount>()
   let nextSub = ''
   let denyNext = false
-  let provider!: Provider
-  const { server, issuer } = await listen((req, res) => {
-    if (req.url?.startsWith('/interaction/')) {
-      interact(req, res).catch(err => { res.statusCode = 500; res.end(String(err)) })
-      return
-    }
-    provider.callback()(req, res)
-  })
-  provider = new Provider(issuer, {
+  const issuer = `http://127.0.0.1:${await freePort()}`
+  const provider = new Provider(issuer, {
     clients: [{
       client_id: options.clientId,
       client_secret: options.clientSecret,
@@ -52,6 +44,14 @@ export async function startOidcProvider (options: { clientId: string, clientSecr
       if (!account) return undefined
       return { accountId: sub, claims: async () => ({ sub, ...account }) }
     }
+  })
+
+  const server = await listen(Number(new URL(issuer).port), (req, res) => {
+    if (req.url?.startsWith('/interaction/')) {
+      interact(req, res).catch(err => { res.statusCode = 500; res.end(String(err)) })
+      return
+    }
+    provider.callback()(req, res)
   })
 
   async function interact (req: IncomingMessage, res: ServerResponse) {
@@ -96,7 +96,8 @@ export async function startFakeProvider (options: { clientId: string }) {
   let nonce = ''
   let claims: Record<string, unknown> = {}
   const json = (res: ServerResponse, body: unknown) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(body)) }
-  const { server, issuer } = await listen((req, res) => {
+  const issuer = `http://127.0.0.1:${await freePort()}`
+  const server = await listen(Number(new URL(issuer).port), (req, res) => {
     const path = (req.url ?? '').split('?')[0]
     if (path === '/.well-known/openid-configuration') {
       return json(res, {

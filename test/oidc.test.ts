@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { decodeJwt } from 'jose'
 import type { LightMyRequestResponse } from 'fastify'
 import { as, assertError, build, createUser, freePort, uniqueEmail } from './helper.js'
@@ -103,7 +103,6 @@ async function signedIn (t: Test, res: LightMyRequestResponse) {
   t.equal(answer.statusCode, 200, 'the code is exchanged for the login answer')
   return answer.json().data as { accessToken: string, refreshToken: string, user: { id: string, email: string, emailVerified: boolean, roles: string[] } }
 }
-type Test = typeof t
 
 const verifiedAccount = (extra: TestAccount = {}): TestAccount => ({ email: uniqueEmail('oidc'), email_verified: true, given_name: 'Ada', family_name: 'Lovelace', ...extra })
 
