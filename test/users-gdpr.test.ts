@@ -82,7 +82,8 @@ t.test('export: everything held about the user', async t => {
   const actions = data.auditTrail.map((a: { action: string }) => a.action)
   for (const action of ['user.created', 'auth.login', 'user.updated']) t.ok(actions.includes(action), `the audit trail holds ${action}`)
   t.ok(data.auditTrail.every((a: { userId: string | null, actorId: string | null }) => a.userId === user.id || a.actorId === user.id), 'only rows about or by the user')
-  t.notMatch(JSON.stringify(data), /password|hash|argon/i, 'no secret of any kind')
+  // auth.login rows name the way the login was made (changes.method "password", as the contract says): no secret.
+  t.notMatch(JSON.stringify(data).replaceAll('"method":"password"', ''), /password|hash|argon/i, 'no secret of any kind')
   t.notOk(res.body.includes(user.password), 'not the password itself')
 
   assertError(t, await as(app, admin, { method: 'GET', url: `/api/v1/users/${randomUUID()}/export` }), 404, 'NOT_FOUND', 'unknown')
