@@ -228,6 +228,13 @@ t.test('a state works once', async t => {
   t.equal(replay.error, 'invalid_state', 'the same callback again is refused')
   t.equal(replay.code, null)
   t.equal(replay.location.origin + replay.location.pathname, APP)
+
+  // Two callbacks with one state at once: exactly one spends it.
+  idp.next(sub)
+  const racing = await startFlow('idp')
+  const racingBack = await throughProvider(racing.providerUrl)
+  const answers = await Promise.all([callback(racingBack, racing.appJar), callback(racingBack, racing.appJar), callback(racingBack, racing.appJar)])
+  t.same(answers.map(a => redirectParams(a).error).sort(), ['invalid_state', 'invalid_state', null], 'one wins, the others are refused')
 })
 
 t.test('a wrong state, or a callback without the flow cookie or with another browser\'s, is refused and spends nothing else', async t => {
@@ -362,4 +369,16 @@ t.test('no secret, token or code reaches the audit trail', async t => {
   const rows = await db.selectFrom('userAuditLog').select('changes').where('action', 'like', 'auth.%').execute()
   const text = JSON.stringify(rows)
   t.notOk(/code_verifier|nonce|id_token|access_token|a-client-secret/.test(text))
+})
+
+t.test('with an https PUBLIC_URL the flow cookie is Secure and the callback is https', async t => {
+  const secure = await build(t, {}, {
+    OIDC_PROVIDERS: JSON.stringify([{ name: 'idp', issuer: idp.issuer, ...CLIENT }]),
+    OIDC_REDIRECT_URIS: APP,
+    PUBLIC_URL: 'https://api.example.test'
+  })
+  const res = await secure.inject({ method: 'GET', url: `/api/v1/auth/oidc/idp/authorize?redirectUri=${encodeURIComponent(APP)}` })
+  t.equal(res.statusCode, 302)
+  t.match(setCookiesOf(res).find(c => c.startsWith('oidc_flow=')), /;\s*Secure/i)
+  t.equal(new URL(String(res.headers.location)).searchParams.get('redirect_uri'), 'https://api.example.test/api/v1/auth/oidc/idp/callback')
 })
