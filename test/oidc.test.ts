@@ -382,3 +382,14 @@ t.test('with an https PUBLIC_URL the flow cookie is Secure and the callback is h
   t.match(setCookiesOf(res).find(c => c.startsWith('oidc_flow=')), /;\s*Secure/i)
   t.equal(new URL(String(res.headers.location)).searchParams.get('redirect_uri'), 'https://api.example.test/api/v1/auth/oidc/idp/callback')
 })
+
+t.test('erasing a user removes its identities: the same provider account then makes a new user', async t => {
+  await createUser(app, { roles: ['admin'] }) // erasure keeps an active administrator
+  const sub = idp.account(verifiedAccount())
+  const first = await signedIn(t, await signIn(sub))
+  const erase = await as(app, { token: first.accessToken }, { method: 'POST', url: `/api/v1/users/${first.user.id}/erase` })
+  t.equal(erase.statusCode, 204, erase.body)
+  t.equal((await identitiesOf(first.user.id)).length, 0, 'no identity is left')
+  const again = await signedIn(t, await signIn(sub))
+  t.not(again.user.id, first.user.id, 'a new user')
+})
