@@ -16,6 +16,7 @@ import auth from './plugins/app/auth.js'
 import services from './plugins/app/services.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
+import oidcRoutes from './routes/oidc.js'
 import usersRoutes from './routes/users.js'
 import redis from './plugins/external/redis.js'
 import helmet from './plugins/external/helmet.js'
@@ -39,6 +40,7 @@ import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../s
 import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
 import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchema, RegistrationOptionsSchema, RegistrationResponseSchema } from '../schemas/passkeys.js'
+import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -52,7 +54,8 @@ export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
   UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
-  PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema
+  PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
+  OidcProviderSchema, IdentitySchema
 ]
 
 const REDACT = [
@@ -154,6 +157,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
   await app.register(passkeyRoutes, { prefix: '/api/v1/auth/passkeys' })
+  await app.register(oidcRoutes, { prefix: '/api/v1/auth' })
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })

@@ -1,6 +1,7 @@
 import { envSchema } from 'env-schema'
 import proxyAddr from '@fastify/proxy-addr'
 import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import { parseDuration } from './lib/duration.js'
 
 const Duration = (defaultValue: string) => Type.String({ default: defaultValue, pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|min|h|d)?\\s*$' })
@@ -46,7 +47,10 @@ export const EnvSchema = Type.Object({
   METRICS_ALLOW: Type.String({ default: 'loopback' }),
   WEBAUTHN_RP_ID: Type.String({ default: 'localhost', minLength: 1, pattern: '^[A-Za-z0-9.-]+$' }),
   WEBAUTHN_RP_NAME: Type.String({ default: 'user-management-api', minLength: 1, maxLength: 100 }),
-  WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 }))
+  WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
+  OIDC_PROVIDERS: Type.String({ default: '' }),
+  OIDC_REDIRECT_URIS: Type.String({ default: '' }),
+  PUBLIC_URL: Type.Optional(Type.String({ minLength: 1 }))
 })
 type Env = Static<typeof EnvSchema>
 
@@ -105,9 +109,25 @@ export interface Config {
   webauthnRpName: string
   /** The origins (scheme://host[:port]) a WebAuthn ceremony may come from. */
   webauthnOrigins: string[]
+  /** External OpenID Connect providers users may sign in with (OIDC_PROVIDERS). */
+  oidcProviders: OidcProviderConfig[]
+  /** Where a provider sign-in may send the browser back to, with its code or error (OIDC_REDIRECT_URIS). */
+  oidcRedirectUris: string[]
+  /** The service's own external base URL, without a trailing slash: provider callbacks are registered under it. */
+  publicUrl: string
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
 }
+
+const OidcProviderSchema = Type.Object({
+  // It is a path segment and part of the audit's method (oidc:<name>).
+  name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,49}$' }),
+  issuer: Type.String({ minLength: 1 }),
+  clientId: Type.String({ minLength: 1 }),
+  clientSecret: Type.String({ minLength: 1 }),
+  scopes: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { minItems: 1 }))
+}, { additionalProperties: false })
+export type OidcProviderConfig = Required<Static<typeof OidcProviderSchema>>
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -148,6 +168,35 @@ function parseOrigins (value: string): string[] {
   return origins
 }
 
+function absoluteUrl (name: string, value: string): URL {
+  let url: URL
+  try { url = new URL(value) } catch { throw new ConfigError(`${name}: "${value}" is not an absolute URL`) }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`${name}: "${value}" is not an http(s) URL`)
+  return url
+}
+
+/** OIDC_PROVIDERS: a JSON array of { name, issuer, clientId, clientSecret, scopes? }; names are unique. */
+function parseOidcProviders (value: string): OidcProviderConfig[] {
+  if (value.trim() === '') return []
+  let parsed: unknown
+  try { parsed = JSON.parse(value) } catch (err) {
+    throw new ConfigError(`OIDC_PROVIDERS is not valid JSON (${(err as Error).message}); expected an array of { name, issuer, clientId, clientSecret, scopes? }`)
+  }
+  const schema = Type.Array(OidcProviderSchema)
+  if (!Value.Check(schema, parsed)) {
+    const first = Value.Errors(schema, parsed).First()
+    throw new ConfigError(`OIDC_PROVIDERS: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}; expected an array of { name, issuer, clientId, clientSecret, scopes? }`)
+  }
+  const names = new Set<string>()
+  return parsed.map(provider => {
+    if (names.has(provider.name)) throw new ConfigError(`OIDC_PROVIDERS: the name "${provider.name}" is used twice`)
+    names.add(provider.name)
+    absoluteUrl(`OIDC_PROVIDERS (${provider.name}) issuer`, provider.issuer)
+    const scopes = provider.scopes ?? ['openid', 'email', 'profile']
+    return { ...provider, scopes: scopes.includes('openid') ? scopes : ['openid', ...scopes] }
+  })
+}
+
 /** Reads and validates the environment once; a bad value throws a ConfigError naming the variable. */
 export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   let env: Env
@@ -169,6 +218,11 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   try { proxyAddr.compile(metricsAllow) } catch (err) { throw new ConfigError(`METRICS_ALLOW: ${(err as Error).message}`) }
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
   const webauthnOrigins = parseOrigins(env.WEBAUTHN_ORIGINS ?? `http://localhost:${env.PORT}`)
+  const oidcProviders = parseOidcProviders(env.OIDC_PROVIDERS)
+  const oidcRedirectUris = env.OIDC_REDIRECT_URIS.split(',').map(s => s.trim()).filter(Boolean)
+  for (const uri of oidcRedirectUris) absoluteUrl('OIDC_REDIRECT_URIS', uri)
+  if (oidcProviders.length > 0 && oidcRedirectUris.length === 0) throw new ConfigError('OIDC_REDIRECT_URIS is required when OIDC_PROVIDERS is set')
+  const publicUrl = absoluteUrl('PUBLIC_URL', env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).href.replace(/\/+$/, '')
   return {
     env: env.NODE_ENV,
     production,
@@ -212,6 +266,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     webauthnRpId: env.WEBAUTHN_RP_ID.toLowerCase(),
     webauthnRpName: env.WEBAUTHN_RP_NAME,
     webauthnOrigins,
+    oidcProviders,
+    oidcRedirectUris,
+    publicUrl,
     argon2MemoryKiB: 19456
   }
 }

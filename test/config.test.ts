@@ -76,3 +76,28 @@ t.test('passkeys: WEBAUTHN_RP_ID, WEBAUTHN_RP_NAME, WEBAUTHN_ORIGINS', async t =
   }
   t.throws(() => loadConfig({ WEBAUTHN_RP_ID: 'https://example.com' }), ConfigError, 'an RP ID is a domain, not a URL')
 })
+
+t.test('OIDC_PROVIDERS, OIDC_REDIRECT_URIS and PUBLIC_URL', async t => {
+  const none = loadConfig({})
+  t.same(none.oidcProviders, [])
+  t.same(none.oidcRedirectUris, [])
+  t.equal(none.publicUrl, 'http://localhost:3000', 'PUBLIC_URL defaults to localhost and PORT')
+  t.equal(loadConfig({ PORT: '8080' }).publicUrl, 'http://localhost:8080')
+  t.equal(loadConfig({ PUBLIC_URL: 'https://api.example.com/' }).publicUrl, 'https://api.example.com', 'no trailing slash')
+
+  const provider = { name: 'corp', issuer: 'https://id.example.com', clientId: 'c', clientSecret: 's' }
+  const config = loadConfig({ OIDC_PROVIDERS: JSON.stringify([provider, { ...provider, name: 'other', scopes: ['email'] }]), OIDC_REDIRECT_URIS: 'https://app.example.com/cb, https://m.example.com/cb' })
+  t.same(config.oidcProviders, [{ ...provider, scopes: ['openid', 'email', 'profile'] }, { ...provider, name: 'other', scopes: ['openid', 'email'] }], 'default scopes; openid always')
+  t.same(config.oidcRedirectUris, ['https://app.example.com/cb', 'https://m.example.com/cb'])
+
+  const withUris = (providers: string) => ({ OIDC_PROVIDERS: providers, OIDC_REDIRECT_URIS: 'https://app.example.com/cb' })
+  t.throws(() => loadConfig(withUris('[{"name": "corp",')), { name: 'ConfigError', message: /OIDC_PROVIDERS is not valid JSON/ }, 'malformed JSON')
+  t.throws(() => loadConfig(withUris('{"name":"corp"}')), { name: 'ConfigError', message: /OIDC_PROVIDERS/ }, 'not an array')
+  t.throws(() => loadConfig(withUris(JSON.stringify([{ ...provider, clientSecret: undefined }]))), { name: 'ConfigError', message: /OIDC_PROVIDERS/ }, 'a field missing')
+  t.throws(() => loadConfig(withUris(JSON.stringify([{ ...provider, name: 'Has Space' }]))), { name: 'ConfigError', message: /OIDC_PROVIDERS/ }, 'a name unfit for a path')
+  t.throws(() => loadConfig(withUris(JSON.stringify([provider, provider]))), { name: 'ConfigError', message: /used twice/ }, 'a name twice')
+  t.throws(() => loadConfig(withUris(JSON.stringify([{ ...provider, issuer: 'not a url' }]))), { name: 'ConfigError', message: /issuer/ }, 'a bad issuer')
+  t.throws(() => loadConfig({ OIDC_PROVIDERS: JSON.stringify([provider]) }), { name: 'ConfigError', message: /OIDC_REDIRECT_URIS/ }, 'providers need redirect URIs')
+  t.throws(() => loadConfig({ OIDC_REDIRECT_URIS: 'not-a-url' }), { name: 'ConfigError', message: /OIDC_REDIRECT_URIS/ })
+  t.throws(() => loadConfig({ PUBLIC_URL: 'ftp://x' }), { name: 'ConfigError', message: /PUBLIC_URL/ })
+})

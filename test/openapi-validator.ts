@@ -65,7 +65,9 @@ export function createResponseValidator (openapi: object) {
     const problems: string[] = []
     if (!answer.headers['x-request-id']) problems.push('no x-request-id header')
     const status = String(answer.statusCode)
-    const envelope = answer.statusCode >= 300 && answer.statusCode !== 304
+    // A redirect (the OpenID Connect sign-in's 302s) is no error: it carries Location and no body.
+    const redirect = answer.statusCode === 302 && Boolean(answer.headers.location)
+    const envelope = answer.statusCode >= 300 && answer.statusCode !== 304 && !redirect
     if (envelope) {
       problems.push(...bodyProblems(answer, pointer('components', 'schemas', 'Error')))
       const requestId = (() => { try { return JSON.parse(answer.body).error?.requestId } catch { return undefined } })()

@@ -139,7 +139,7 @@ t.test('erase: 204, then 404 everywhere; the audit trail stays without PII; the 
   // The row is anonymised for good.
   const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
   for (const pii of [user.email, newEmail, first, last]) t.notOk(JSON.stringify(row).includes(pii), `the users row no longer holds ${pii}`)
-  t.notOk(await app.hasher.verify(row.passwordHash, PASSWORD), 'the password no longer works')
+  t.notOk(row.passwordHash !== null && await app.hasher.verify(row.passwordHash, PASSWORD), 'the password no longer works')
   t.equal((await db.selectFrom('userProfiles').select('userId').where('userId', '=', id).execute()).length, 0, 'no profile')
   t.equal((await db.selectFrom('userSessions').select('id').where('userId', '=', id).execute()).length, 0, 'no sessions')
   t.equal((await db.selectFrom('emailOutbox').select('id').where('toAddress', 'in', [user.email, newEmail]).execute()).length, 0, 'no queued email to any of its addresses')

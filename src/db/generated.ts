@@ -43,6 +43,25 @@ export interface EmailVerificationTokens {
   userId: string;
 }
 
+export interface OidcAuthRequests {
+  browserHash: string;
+  codeVerifier: string;
+  createdAt: Generated<Timestamp>;
+  expiresAt: Timestamp;
+  nonce: string;
+  provider: string;
+  redirectUri: string;
+  stateHash: string;
+}
+
+export interface OidcLoginCodes {
+  codeHash: string;
+  createdAt: Generated<Timestamp>;
+  expiresAt: Timestamp;
+  provider: string;
+  userId: string;
+}
+
 export interface PasswordResetTokens {
   createdAt: Generated<Timestamp>;
   expiresAt: Timestamp;
@@ -83,6 +102,15 @@ export interface UserAuditLog {
   seq: ColumnType<Int8["__select__"], never, never>;
   userAgent: string | null;
   userId: string | null;
+}
+
+export interface UserIdentities {
+  createdAt: Generated<Timestamp>;
+  email: string | null;
+  id: Generated<string>;
+  provider: string;
+  subject: string;
+  userId: string;
 }
 
 export interface UserPasskeys {
@@ -126,7 +154,7 @@ export interface Users {
   id: Generated<string>;
   lastLoginAt: Timestamp | null;
   lastName: string;
-  passwordHash: string;
+  passwordHash: string | null;
   profile: ColumnType<JsonObject | null, never, never>;
   roleNames: ColumnType<string[], never, never>;
   status: Generated<"active" | "pending" | "suspended">;
@@ -156,10 +184,13 @@ export interface WebauthnChallenges {
 export interface DB {
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
+  oidcAuthRequests: OidcAuthRequests;
+  oidcLoginCodes: OidcLoginCodes;
   passwordResetTokens: PasswordResetTokens;
   refreshTokens: RefreshTokens;
   roles: Roles;
   userAuditLog: UserAuditLog;
+  userIdentities: UserIdentities;
   userPasskeys: UserPasskeys;
   userProfiles: UserProfiles;
   userRoles: UserRoles;

@@ -7,17 +7,18 @@ import { recordLoginReturning, selectUsers, type UserWithRelationsRow } from './
 /**
  * A password login's writes in one statement, so in one round trip instead of a transaction of
  * seven: the user's last login, the session, its first refresh token and the audit row. Nothing
- * is written when the user is no longer live (deleted or erased since its password was checked).
+ * is written for a user who may not log in (deleted, erased or suspended since its credential was
+ * checked; pending unless allowPending).
  */
 export async function startLogin (db: Executor, compiled: CompiledQueries,
-  login: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date, tokenHash: string },
+  login: { userId: string, allowPending: boolean, userAgent: string | null, ip: string | null, expiresAt: Date, tokenHash: string },
   audit: ReturnType<typeof auditRow>): Promise<(UserWithRelationsRow & { sessionId: string }) | undefined> {
   const userAgent = login.userAgent?.slice(0, 512) ?? null
-  const parameters = [login.userId, userAgent, login.ip, login.expiresAt, login.tokenHash,
+  const parameters = [login.userId, login.allowPending, userAgent, login.ip, login.expiresAt, login.tokenHash,
     audit.action, audit.userId, audit.actorId, audit.changes, audit.ip, audit.userAgent, audit.requestId]
   const result = await compiled.run(db, 'startLogin', parameters, () => {
     const query = sql<UserWithRelationsRow & { sessionId: string }>`
-      with u as (${recordLoginReturning(db, login.userId)}),
+      with u as (${recordLoginReturning(db, login.userId, login.allowPending)}),
       s as (
         insert into user_sessions (user_id, user_agent, ip, expires_at)
         select u.id, ${userAgent}, ${login.ip}, ${login.expiresAt} from u returning id, user_id, expires_at

@@ -21,10 +21,11 @@ export function selectUsers (db: Executor) {
   return db.selectFrom('users as u').select(USER_COLUMNS)
 }
 
-/** Marks a login on a live user and returns it as selectUsers would, in one statement. */
-export function recordLoginReturning (db: Executor, id: string) {
+/** Marks a login on a user who may log in and returns it as selectUsers would, in one statement. */
+export function recordLoginReturning (db: Executor, id: string, allowPending: boolean) {
   return db.updateTable('users as u').set({ lastLoginAt: sql`now()` as any })
     .where('u.id', '=', id).where('u.deletedAt', 'is', null).where('u.erasedAt', 'is', null)
+    .where(sql<boolean>`(u.status = 'active' or (u.status = 'pending' and ${allowPending}::boolean))`)
     .returning(USER_COLUMNS)
 }
 export type UserWithRelationsRow = Awaited<ReturnType<ReturnType<typeof selectUsers>['executeTakeFirstOrThrow']>>
@@ -179,6 +180,8 @@ export async function deletePersonalRecords (db: Executor, userId: string, email
   await db.deleteFrom('passwordResetTokens').where('userId', '=', userId).execute()
   await db.deleteFrom('emailVerificationTokens').where('userId', '=', userId).execute()
   await deleteUserPasskeys(db, userId)
+  await db.deleteFrom('userIdentities').where('userId', '=', userId).execute()
+  await db.deleteFrom('oidcLoginCodes').where('userId', '=', userId).execute()
   await db.deleteFrom('emailOutbox')
     .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', userId)]))
     .execute()

@@ -80,20 +80,26 @@ export function createAuthService ({
   }
 
   /**
-   * Finishes a login for an identity already established (a password, a passkey assertion, ...)
-   * in one statement: the last login, the session and its first refresh token, auth.login with the
-   * method. Undefined when the user stopped being live meanwhile (deleted or erased).
+   * Finishes a login for an identity already established (a password, a passkey assertion, an
+   * external provider) in one statement: the last login, the session and its first refresh
+   * token, auth.login with the method. Only a user who may log in gets one: live, not suspended,
+   * and verified when REQUIRE_EMAIL_VERIFICATION says so.
    */
   async function signIn (ctx: RequestContext, userId: string, { amr, method }: SignInMethod): Promise<TokenPair> {
     const refreshToken = randomToken()
     const started = await sessions.startLogin(db, compiled, {
       userId,
+      allowPending: !config.requireEmailVerification,
       userAgent: ctx.userAgent,
       ip: ctx.ip,
       tokenHash: hashToken(refreshToken),
       expiresAt: new Date(Date.now() + config.refreshTokenExpirySec * 1000)
     }, auditRow({ ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method } }))
-    if (!started) throw invalidCredentials()
+    if (!started) {
+      const user = await users.findUserById(db, compiled, userId)
+      if (user?.status === 'pending') throw forbidden('Verify your email address before logging in')
+      throw unauthorized('This account cannot sign in')
+    }
     metrics.login('success')
     return tokenPair(started, started.sessionId, refreshToken, amr)
   }
@@ -143,7 +149,10 @@ export function createAuthService ({
           await insertAudit(db, ctx, { action: 'auth.login_failed', userId: null, changes: { reason: 'unknown_account' } })
           throw invalidCredentials()
         }
-        const valid = await hasher.verify(account.passwordHash, password)
+        // An account made through a sign-in provider has no password: it fails as a wrong one does, in the same time.
+        const valid = account.passwordHash === null
+          ? await hasher.verifyDummy(password).then(() => false)
+          : await hasher.verify(account.passwordHash, password)
         if (!valid || account.status === 'suspended') {
           outcome = 'failed'
           await insertAudit(db, ctx, { action: 'auth.login_failed', userId: account.id, changes: { reason: valid ? 'suspended' : 'wrong_password' } })
@@ -263,7 +272,8 @@ export function createAuthService ({
       const account = await users.findPasswordHash(db, actor.id)
       if (!account) throw unauthorized()
       assertPasswordPolicy(newPassword, account.email)
-      if (!await hasher.verify(account.passwordHash, currentPassword)) throw invalidCredentials()
+      // Without a password (an account made through a sign-in provider) no current password is right; a reset sets one.
+      if (account.passwordHash === null || !await hasher.verify(account.passwordHash, currentPassword)) throw invalidCredentials()
       const passwordHash = await hasher.hash(newPassword)
       await db.transaction().execute(async trx => {
         await users.updateUser(trx, actor.id, { passwordHash })

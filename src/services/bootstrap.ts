@@ -19,7 +19,7 @@ export async function bootstrapAdmin (db: DB, hasher: PasswordHasher, email: str
     const existing = await users.findCredentialsByEmail(trx, email)
     if (existing) {
       // Promote an existing account only when it proves to be the operator's: same password.
-      if (!await hasher.verify(existing.passwordHash, password)) {
+      if (existing.passwordHash === null || !await hasher.verify(existing.passwordHash, password)) {
         log.warn('ADMIN_EMAIL belongs to an existing user whose password differs from ADMIN_PASSWORD; not promoting it')
         return
       }

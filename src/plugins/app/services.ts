@@ -10,6 +10,8 @@ import { createLoginThrottle } from '../../services/login-throttle.js'
 import { createRolesService, type RolesService } from '../../services/roles.js'
 import { createAuditService, type AuditService } from '../../services/audit.js'
 import { createPasskeysService, type PasskeysService } from '../../services/passkeys.js'
+import { createOidcService, type OidcService } from '../../services/oidc.js'
+import { createOidcClients } from '../../lib/oidc-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,6 +21,7 @@ declare module 'fastify' {
     rolesService: RolesService
     auditService: AuditService
     passkeysService: PasskeysService
+    oidcService: OidcService
   }
 }
 
@@ -35,6 +38,9 @@ export default fp(async function services (fastify) {
   const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics })
   fastify.decorate('authService', authService)
   fastify.decorate('passkeysService', createPasskeysService({ db, compiled, config, authService, metrics: fastify.appMetrics }))
+  // Providers are discovered on first use, not here: one that is down must not stop the start.
+  const oidcClients = createOidcClients(config.oidcProviders, config.publicUrl)
+  fastify.decorate('oidcService', createOidcService({ db, config, clients: oidcClients, authService, emails: fastify.emailOutbox }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {

@@ -47,7 +47,11 @@ const SHARED_HEADERS = {
     required: true,
     schema: { type: 'string', pattern: '^"[A-Za-z0-9_-]+"$', maxLength: 64 }
   },
-  Location: { description: 'The path of the resource just created', required: true, schema: { type: 'string', format: 'uri-reference', maxLength: 256 } },
+  Location: {
+    description: 'On a 201, the path of the resource just created; on a 302, where the browser is sent',
+    required: true,
+    schema: { type: 'string', format: 'uri-reference', maxLength: 8192 }
+  },
   'Access-Control-Allow-Origin': {
     description: 'The request\'s Origin, only when it is one of CORS_ORIGINS (with Access-Control-Allow-Credentials: true); none listed: never sent',
     required: false,
