@@ -127,6 +127,13 @@ export function findPasswordHash (db: Executor, id: string) {
   return db.selectFrom('users').select(['passwordHash', 'email']).where('id', '=', id).where('deletedAt', 'is', null).executeTakeFirst()
 }
 
+/** Replaces the user's password hash only while it is still `current`; whether it did. */
+export async function replacePasswordHash (db: Executor, id: string, current: string, next: string) {
+  const result = await db.updateTable('users').set({ passwordHash: next })
+    .where('id', '=', id).where('passwordHash', '=', current).executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
 export async function recordLogin (db: Executor, id: string) {
   await db.updateTable('users').set({ lastLoginAt: sql`now()` as any }).where('id', '=', id).execute()
 }

@@ -5,7 +5,7 @@ import type { DB } from '../db/connect.js'
 import {
   forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized
 } from '../errors.js'
-import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
+import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
 import type { AttemptOutcome } from '../lib/login-attempts.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
@@ -58,11 +58,13 @@ export interface AuthServiceDeps {
    */
   refreshGraceCache?: TtlCache<TokenPair>
   metrics?: AppMetrics
+  /** Every new password's check (policy, breaches); the policy alone by default. */
+  passwordPolicy?: PasswordPolicy
 }
 
 export function createAuthService ({
   db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
-  metrics = NO_METRICS
+  metrics = NO_METRICS, passwordPolicy = createPasswordPolicy()
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
   function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string): TokenPair {
@@ -140,8 +142,12 @@ export function createAuthService ({
         if (account.status === 'pending' && config.requireEmailVerification) {
           throw forbidden('Verify your email address before logging in')
         }
+        // A legacy or weaker hash is replaced now that the password is known (see password-hashes.ts);
+        // only if it is still the one verified, so a password changed meanwhile is not undone.
+        const newHash = hasher.needsRehash(account.passwordHash) ? await hasher.hash(password) : undefined
         const pair = await db.transaction().execute(async trx => {
           await users.recordLogin(trx, account.id)
+          if (newHash) await users.replacePasswordHash(trx, account.id, account.passwordHash, newHash)
           const pair = await issueTokens(trx, ctx, account.id)
           await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
           return pair
@@ -239,7 +245,7 @@ export function createAuthService ({
       const target = await tokens.findPasswordReset(db, tokenHash)
       if (!target) throw invalidToken()
       // Checked before the token is spent, so a rejected password leaves the link usable.
-      assertPasswordPolicy(password, target.email)
+      await passwordPolicy(password, target.email)
       const passwordHash = await hasher.hash(password)
       await db.transaction().execute(async trx => {
         const userId = await tokens.spendPasswordReset(trx, tokenHash)
@@ -255,7 +261,7 @@ export function createAuthService ({
       const actor = actorOf(ctx)
       const account = await users.findPasswordHash(db, actor.id)
       if (!account) throw unauthorized()
-      assertPasswordPolicy(newPassword, account.email)
+      await passwordPolicy(newPassword, account.email)
       if (!await hasher.verify(account.passwordHash, currentPassword)) throw invalidCredentials()
       const passwordHash = await hasher.hash(newPassword)
       await db.transaction().execute(async trx => {

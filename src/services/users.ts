@@ -7,7 +7,7 @@ import { forbidden, notFound, preconditionFailed, validationError } from '../err
 import { changesBetween } from '../lib/changes.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
-import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
+import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '../lib/password.js'
 import { dateOf } from '../lib/timestamp.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
@@ -61,9 +61,17 @@ function pick (user: User, fields: UserField[] | undefined): Partial<User> {
 
 const AUDITED_FIELDS = ['email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile', 'deletedAt'] as const
 
-export interface UsersServiceDeps { db: DB, compiled: CompiledQueries, config: Config, hasher: PasswordHasher, emails: EmailOutbox }
+export interface UsersServiceDeps {
+  db: DB
+  compiled: CompiledQueries
+  config: Config
+  hasher: PasswordHasher
+  emails: EmailOutbox
+  /** Every new password's check (policy, breaches); the policy alone by default. */
+  passwordPolicy?: PasswordPolicy
+}
 
-export function createUsersService ({ db, compiled, hasher, emails }: UsersServiceDeps) {
+export function createUsersService ({ db, compiled, hasher, emails, passwordPolicy = createPasswordPolicy() }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, compiled, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -138,7 +146,7 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
    */
   async function createAccount (ctx: RequestContext, body: UserCreate, options: { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> } = {}): Promise<User> {
     const email = body.email.toLowerCase()
-    assertPasswordPolicy(body.password, email)
+    await passwordPolicy(body.password, email)
     const passwordHash = await hasher.hash(body.password)
     // A taken email fails on the unique index (EMAIL_TAKEN), also when two requests race.
     return db.transaction().execute(async trx => {

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { createPasswordHasher, type PasswordHasher } from '../../lib/password.js'
+import { createPasswordHasher, createPasswordPolicy, type PasswordHasher } from '../../lib/password.js'
+import { createBreachCheck } from '../../lib/breached-passwords.js'
 import { createAuthService, type AuthService } from '../../services/auth.js'
 import { createUsersService, type UsersService } from '../../services/users.js'
 import { bootstrapAdmin } from '../../services/bootstrap.js'
@@ -25,12 +26,15 @@ export default fp(async function services (fastify) {
   const { db, compiled } = fastify.database
   const hasher = createPasswordHasher(config.argon2MemoryKiB)
   fastify.decorate('hasher', hasher)
-  const usersService = createUsersService({ db, compiled, config, hasher, emails: fastify.emailOutbox })
+  const passwordPolicy = createPasswordPolicy(config.passwordBreachCheckUrl
+    ? createBreachCheck({ url: config.passwordBreachCheckUrl, log: fastify.log, metrics: fastify.appMetrics })
+    : undefined)
+  const usersService = createUsersService({ db, compiled, config, hasher, emails: fastify.emailOutbox, passwordPolicy })
   fastify.decorate('usersService', usersService)
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics }))
+  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
