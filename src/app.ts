@@ -28,6 +28,7 @@ import emailDelivery from './plugins/app/email-delivery.js'
 import jobs from './plugins/app/jobs.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
+import invitationsRoutes from './routes/invitations.js'
 import metricsRoutes from './routes/metrics.js'
 import testRoutes from './routes/test.js'
 import { RoleSchema } from '../schemas/role.js'
@@ -37,6 +38,7 @@ import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, Paginati
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
 import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
+import { InvitationSchema } from '../schemas/invitation.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -49,7 +51,7 @@ declare module 'fastify' {
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
   UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
-  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema
+  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema, InvitationSchema
 ]
 
 const REDACT = [
@@ -153,6 +155,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
+  await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
   if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app

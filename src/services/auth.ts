@@ -88,6 +88,14 @@ export function createAuthService ({
     return tokenPair(user, sessionId, refreshToken)
   }
 
+  /** A login of the user in the caller's transaction: its last-login time, a token pair and the auth.login row. */
+  async function startLogin (trx: Executor, ctx: RequestContext, userId: string, changes?: Record<string, unknown>): Promise<TokenPair> {
+    await users.recordLogin(trx, userId)
+    const pair = await issueTokens(trx, ctx, userId)
+    await insertAudit(trx, { ...ctx, actorId: userId }, { action: 'auth.login', userId, changes })
+    return pair
+  }
+
   function actorOf (ctx: RequestContext) {
     if (!ctx.actor) throw unauthorized()
     return ctx.actor
@@ -113,6 +121,8 @@ export function createAuthService ({
   }
 
   return {
+    startLogin,
+
     register (ctx: RequestContext, body: Register): Promise<User> {
       const status = config.requireEmailVerification ? 'pending' : 'active'
       return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
@@ -146,11 +156,8 @@ export function createAuthService ({
         // only if it is still the one verified, so a password changed meanwhile is not undone.
         const newHash = hasher.needsRehash(account.passwordHash) ? await hasher.hash(password) : undefined
         const pair = await db.transaction().execute(async trx => {
-          await users.recordLogin(trx, account.id)
           if (newHash) await users.replacePasswordHash(trx, account.id, account.passwordHash, newHash)
-          const pair = await issueTokens(trx, ctx, account.id)
-          await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
-          return pair
+          return startLogin(trx, ctx, account.id)
         })
         metrics.login('success')
         return pair

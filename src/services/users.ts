@@ -15,7 +15,7 @@ import { lockAdministrators } from '../repositories/administrators.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserListFilter, UserSortKey, UserWithRelationsRow } from '../repositories/users.js'
 import {
-  USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate,
+  USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate, type UserStatus,
   type UserListQuery, type UserPatch, type UserReplace, type UserField
 } from '../../schemas/user.js'
 import { assertAdministratorRemains } from './administrators.js'
@@ -70,6 +70,20 @@ export interface UsersServiceDeps {
   /** Every new password's check (policy, breaches); the policy alone by default. */
   passwordPolicy?: PasswordPolicy
 }
+
+/** A new account's row, its password already hashed and its roles resolved (see insertAccount). */
+export interface NewAccount {
+  email: string
+  passwordHash: string
+  firstName: string
+  lastName: string
+  status: UserStatus
+  emailVerified?: boolean
+  profile?: ProfileInput | null
+  roleIds: string[]
+}
+
+interface AccountOptions { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> }
 
 export function createUsersService ({ db, compiled, hasher, emails, passwordPolicy = createPasswordPolicy() }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
@@ -141,30 +155,37 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
   }
 
   /**
+   * Writes a new account in the caller's transaction: the user, its roles, its profile, a
+   * verification email unless the email is already verified, and the user.created audit row.
+   */
+  async function insertAccount (trx: Transaction<Database>, ctx: RequestContext, account: NewAccount, options: AccountOptions = {}): Promise<User> {
+    const id = await users.insertUser(trx, {
+      email: account.email, passwordHash: account.passwordHash, firstName: account.firstName, lastName: account.lastName, status: account.status, emailVerified: account.emailVerified ?? false
+    })
+    await users.replaceUserRoles(trx, id, account.roleIds)
+    if (account.profile) await users.saveProfile(trx, id, account.profile, true)
+    if (!account.emailVerified) await queueEmailVerification(trx, emails, id, account.email)
+    const user = await load(trx, id)
+    await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
+      action: 'user.created',
+      userId: id,
+      changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles, ...options.auditNote }
+    })
+    return user
+  }
+
+  /**
    * Creates an account with its roles, profile and a queued verification email, in one transaction.
    * Callers decide who may set roles and status (create checks roles:manage; register sets them itself).
    */
-  async function createAccount (ctx: RequestContext, body: UserCreate, options: { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> } = {}): Promise<User> {
+  async function createAccount (ctx: RequestContext, body: UserCreate, options: AccountOptions = {}): Promise<User> {
     const email = body.email.toLowerCase()
     await passwordPolicy(body.password, email)
     const passwordHash = await hasher.hash(body.password)
     // A taken email fails on the unique index (EMAIL_TAKEN), also when two requests race.
-    return db.transaction().execute(async trx => {
-      const roleIds = await resolveRoles(trx, body.roles ?? ['user'])
-      const id = await users.insertUser(trx, {
-        email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active'
-      })
-      await users.replaceUserRoles(trx, id, roleIds)
-      if (body.profile) await users.saveProfile(trx, id, body.profile, true)
-      await queueEmailVerification(trx, emails, id, email)
-      const user = await load(trx, id)
-      await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
-        action: 'user.created',
-        userId: id,
-        changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles, ...options.auditNote }
-      })
-      return user
-    })
+    return db.transaction().execute(async trx => insertAccount(trx, ctx, {
+      email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active', profile: body.profile, roleIds: await resolveRoles(trx, body.roles ?? ['user'])
+    }, options))
   }
 
   return {
@@ -226,6 +247,8 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
     },
 
     createAccount,
+    insertAccount,
+    resolveRoles,
 
     replace (ctx: RequestContext, id: string, body: UserReplace, ifMatch?: string) {
       assertMayManage(ctx, body)

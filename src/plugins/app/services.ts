@@ -10,6 +10,7 @@ import type { TokenPair } from '../../../schemas/auth.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { createRolesService, type RolesService } from '../../services/roles.js'
 import { createAuditService, type AuditService } from '../../services/audit.js'
+import { createInvitationsService, type InvitationsService } from '../../services/invitations.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +19,7 @@ declare module 'fastify' {
     authService: AuthService
     rolesService: RolesService
     auditService: AuditService
+    invitationsService: InvitationsService
   }
 }
 
@@ -34,7 +36,9 @@ export default fp(async function services (fastify) {
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy }))
+  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy })
+  fastify.decorate('authService', authService)
+  fastify.decorate('invitationsService', createInvitationsService({ db, hasher, passwordPolicy, emails: fastify.emailOutbox, usersService, authService }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
