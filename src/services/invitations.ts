@@ -102,7 +102,12 @@ export function createInvitationsService ({ db, hasher, passwordPolicy, emails, 
         const invitation = await invitations.findOutstandingByToken(trx, tokenHash, true)
         if (!invitation) throw invalidToken()
         const user = await usersService.insertAccount(trx, { ...ctx, actorId: null }, {
-          email: invitation.email, passwordHash, firstName: firstName!, lastName: lastName!, status: 'active', emailVerified: true,
+          email: invitation.email,
+          passwordHash,
+          firstName: firstName!,
+          lastName: lastName!,
+          status: 'active',
+          emailVerified: true,
           roleIds: await invitations.invitationRoleIds(trx, invitation.id)
         }, { actorIsNewUser: true, auditNote: { invitationId: invitation.id } })
         await invitations.markInvitationAccepted(trx, invitation.id, user.id)
