@@ -80,6 +80,13 @@ t.test('PASSWORD_BREACH_CHECK_URL: breached passwords are refused; only a 5-hex 
     const token = await outboxToken(app, user.email, 'password_reset')
     assertError(t, await app.inject({ method: 'POST', url: '/api/v1/auth/password/reset', payload: { token, password: BREACHED } }), 400, 'VALIDATION_ERROR', 'reset')
     t.equal((await app.inject({ method: 'POST', url: '/api/v1/auth/password/reset', payload: { token, password: 'Fresh-Pass-4' } })).statusCode, 204, 'the link still works')
+
+    const invitee = uniqueEmail('invitee')
+    t.equal((await as(app, admin, { method: 'POST', url: '/api/v1/invitations', payload: { email: invitee, firstName: 'I', lastName: 'N' } })).statusCode, 201)
+    const invitation = await outboxToken(app, invitee, 'invitation')
+    const accept = (password: string) => app.inject({ method: 'POST', url: '/api/v1/auth/invitations/accept', payload: { token: invitation, password } })
+    assertError(t, await accept(BREACHED), 400, 'VALIDATION_ERROR', 'invitation accept')
+    t.equal((await accept('Fresh-Pass-4')).statusCode, 201, 'the invitation still works')
   })
 
   t.test('a range API slower than 2 s lets the password through, logged and counted', async t => {
