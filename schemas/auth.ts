@@ -30,9 +30,9 @@ export const MeSchema = Type.Composite([Type.Omit(UserSchema, ['status', 'profil
 export const TokenPairResponseSchema = Success(Type.Ref(TokenPairSchema))
 export const MeResponseSchema = Success(Type.Ref(MeSchema))
 
-const PASSWORD_RULES = '8 to 128 characters with a lower-case letter, an upper-case letter and a digit; not the email, not a well-known common password'
-const NewPassword = Type.String({ minLength: 1, maxLength: 1024, description: PASSWORD_RULES })
-const OpaqueToken = (description: string) => Type.String({ minLength: 1, maxLength: 512, description })
+const PASSWORD_RULES = '8 to 128 characters with a lower-case letter, an upper-case letter and a digit; not the email, not a well-known common password, and (with PASSWORD_BREACH_CHECK_URL) not a breached one'
+export const NewPassword = Type.String({ minLength: 1, maxLength: 1024, description: PASSWORD_RULES })
+export const OpaqueToken = (description: string) => Type.String({ minLength: 1, maxLength: 512, description })
 
 export const RegisterSchema = Type.Object({
   email: Type.String({ format: 'email', minLength: 3, maxLength: 254 }),

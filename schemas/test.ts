@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Nullable, Success, Timestamp, Uuid } from './common.js'
 
-const EMAIL_TEMPLATES = ['verify_email', 'password_reset'] as const
+const EMAIL_TEMPLATES = ['verify_email', 'password_reset', 'invitation'] as const
 
 export const CapturedEmailSchema = Type.Object({
   id: Uuid(),

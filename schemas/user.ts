@@ -54,10 +54,10 @@ export type UserField = typeof USER_FIELDS[number]
 /** A user reduced to the fields a list asked for (`fields`). */
 export const UserFieldsSchema = Type.Partial(Type.Omit(UserSchema, []), { $id: 'UserFields', description: 'A user with only the requested fields' })
 
-const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
-const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
+export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
+export const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
 const Password = Type.String({ minLength: 1, maxLength: 1024, description: '8 to 128 characters with a lower-case letter, an upper-case letter and a digit; not the email' })
-const RoleName = Type.String({ minLength: 1, maxLength: 50 })
+export const RoleName = Type.String({ minLength: 1, maxLength: 50 })
 
 export const UserCreateSchema = Type.Object({
   email: Email,

@@ -29,6 +29,7 @@ import emailDelivery from './plugins/app/email-delivery.js'
 import jobs from './plugins/app/jobs.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
+import invitationsRoutes from './routes/invitations.js'
 import metricsRoutes from './routes/metrics.js'
 import testRoutes from './routes/test.js'
 import passkeyRoutes from './routes/passkeys.js'
@@ -41,6 +42,7 @@ import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
 import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchema, RegistrationOptionsSchema, RegistrationResponseSchema } from '../schemas/passkeys.js'
 import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
+import { InvitationSchema } from '../schemas/invitation.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -55,7 +57,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema
 ]
 
 const REDACT = [
@@ -161,6 +163,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
+  await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
   if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app

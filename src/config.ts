@@ -32,6 +32,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_MAX: Type.Integer({ default: 1000, minimum: 1 }),
   RATE_LIMIT_WINDOW: Duration('1m'),
   AUTH_RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1 }),
+  RATE_LIMIT_USER_MAX: Type.Integer({ default: 1000, minimum: 1 }),
+  PASSWORD_BREACH_CHECK_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1 }),
   LOGIN_LOCK_WINDOW: Duration('15m'),
   LOGIN_IP_MAX_FAILURES: Type.Integer({ default: 100, minimum: 1 }),
@@ -84,6 +86,10 @@ export interface Config {
   rateLimitMax: number
   rateLimitWindowMs: number
   authRateLimitMax: number
+  /** Authenticated requests per user per window, across instances, on top of the per-IP budgets. */
+  rateLimitUserMax: number
+  /** A k-anonymity range API of breached passwords (Pwned Passwords); unset: no such check. */
+  passwordBreachCheckUrl?: string
   loginMaxFailures: number
   loginLockWindowMs: number
   /** Failed logins from one client IP, across accounts, within the lock window before that IP is refused. */
@@ -250,6 +256,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     rateLimitMax: env.RATE_LIMIT_MAX,
     rateLimitWindowMs: secondsOf('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW) * 1000,
     authRateLimitMax: env.AUTH_RATE_LIMIT_MAX,
+    rateLimitUserMax: env.RATE_LIMIT_USER_MAX,
+    passwordBreachCheckUrl: env.PASSWORD_BREACH_CHECK_URL,
     loginMaxFailures: env.LOGIN_MAX_FAILURES,
     loginLockWindowMs: secondsOf('LOGIN_LOCK_WINDOW', env.LOGIN_LOCK_WINDOW) * 1000,
     loginIpMaxFailures: env.LOGIN_IP_MAX_FAILURES,

@@ -31,14 +31,14 @@ export async function login (app: FastifyInstance, email: string, password = PAS
   return { token: data.accessToken as string, refreshToken: data.refreshToken as string, body: res.json() }
 }
 
-export function outboxRows (app: FastifyInstance, to: string, template: 'verify_email' | 'password_reset') {
+export function outboxRows (app: FastifyInstance, to: string, template: 'verify_email' | 'password_reset' | 'invitation') {
   return app.database.db.selectFrom('emailOutbox').select(['id', 'payload', 'createdAt'])
     .where('toAddress', '=', to.toLowerCase()).where('template', '=', template)
     .orderBy('createdAt', 'desc').orderBy('id', 'desc').execute()
 }
 
 /** The raw token of the newest email of that template to that address. */
-export async function outboxToken (app: FastifyInstance, to: string, template: 'verify_email' | 'password_reset') {
+export async function outboxToken (app: FastifyInstance, to: string, template: 'verify_email' | 'password_reset' | 'invitation') {
   const rows = await outboxRows(app, to, template)
   const token = (rows[0]?.payload as { token?: string } | undefined)?.token
   if (!token) throw new Error(`no ${template} email to ${to}`)

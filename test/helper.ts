@@ -20,6 +20,7 @@ export function testConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     // Generous limits: the rate-limit and lockout tests set their own, other tests log in freely.
     RATE_LIMIT_MAX: '1000000',
     AUTH_RATE_LIMIT_MAX: '1000000',
+    RATE_LIMIT_USER_MAX: '1000000',
     LOGIN_IP_MAX_FAILURES: '1000000',
     // No background outbox worker racing the tests; test/email.test.ts drives delivery itself.
     EMAIL_POLL_INTERVAL: '0',

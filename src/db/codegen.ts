@@ -24,7 +24,7 @@ const OVERRIDES = {
     // the read model (migration 003): written by triggers only
     'users.role_names': 'ColumnType<string[], never, never>',
     'users.profile': 'ColumnType<JsonObject | null, never, never>',
-    'email_outbox.template': '"password_reset" | "verify_email"',
+    'email_outbox.template': '"invitation" | "password_reset" | "verify_email"',
     // always a JSON object (the email's parameters), written as JSON text
     'email_outbox.payload': 'Generated<ColumnType<JsonObject, string, string>>',
     // GENERATED ALWAYS AS IDENTITY: never written (kysely-codegen types it as a plain default)

@@ -29,7 +29,7 @@ export interface EmailOutbox {
   lastError: string | null;
   payload: Generated<ColumnType<JsonObject, string, string>>;
   sentAt: Timestamp | null;
-  template: "password_reset" | "verify_email";
+  template: "invitation" | "password_reset" | "verify_email";
   toAddress: string;
 }
 
@@ -41,6 +41,25 @@ export interface EmailVerificationTokens {
   tokenHash: string;
   usedAt: Timestamp | null;
   userId: string;
+}
+
+export interface InvitationRoles {
+  invitationId: string;
+  roleId: string;
+}
+
+export interface Invitations {
+  acceptedAt: Timestamp | null;
+  acceptedBy: string | null;
+  createdAt: Generated<Timestamp>;
+  email: string;
+  expiresAt: Timestamp;
+  firstName: string | null;
+  id: Generated<string>;
+  invitedBy: string | null;
+  lastName: string | null;
+  revokedAt: Timestamp | null;
+  tokenHash: string;
 }
 
 export interface OidcAuthRequests {
@@ -184,6 +203,8 @@ export interface WebauthnChallenges {
 export interface DB {
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
+  invitationRoles: InvitationRoles;
+  invitations: Invitations;
   oidcAuthRequests: OidcAuthRequests;
   oidcLoginCodes: OidcLoginCodes;
   passwordResetTokens: PasswordResetTokens;

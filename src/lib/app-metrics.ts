@@ -2,10 +2,12 @@
 export interface AppMetrics {
   /** A statement's duration, by its kind (select, insert, update, delete, other). */
   observeQuery (sql: string, seconds: number): void
-  rateLimited (budget: 'api' | 'auth'): void
+  rateLimited (budget: 'api' | 'auth' | 'user'): void
   login (outcome: 'success' | 'failure' | 'locked'): void
   refreshRotated (): void
   refreshReused (): void
+  /** The breached-password check did not answer (timeout) or failed (error): the password was let through. */
+  breachCheckFailed (reason: 'timeout' | 'error'): void
 }
 
 /** For code run outside an app (the CLI, a service built in a test): reports nothing. */
@@ -14,7 +16,8 @@ export const NO_METRICS: AppMetrics = {
   rateLimited () {},
   login () {},
   refreshRotated () {},
-  refreshReused () {}
+  refreshReused () {},
+  breachCheckFailed () {}
 }
 
 const KINDS = ['select', 'insert', 'update', 'delete'] as const

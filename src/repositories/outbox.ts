@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { Executor } from '../db/types.js'
 
-export type EmailTemplate = 'verify_email' | 'password_reset'
+export type EmailTemplate = 'verify_email' | 'password_reset' | 'invitation'
 
 export async function insertEmail (db: Executor, email: { id: string, toAddress: string, template: EmailTemplate, payload: Record<string, unknown> }) {
   await db.insertInto('emailOutbox').values({ ...email, payload: JSON.stringify(email.payload) }).execute()

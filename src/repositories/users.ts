@@ -153,6 +153,13 @@ export async function insertUserWithRoles (db: Executor, user: NewUser, roleName
   return row
 }
 
+/** Replaces the user's password hash only while it is still `current`; whether it did. */
+export async function replacePasswordHash (db: Executor, id: string, current: string, next: string) {
+  const result = await db.updateTable('users').set({ passwordHash: next })
+    .where('id', '=', id).where('passwordHash', '=', current).executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
 export async function updateUser (db: Executor, id: string, changes: UserUpdate) {
   await db.updateTable('users').set({ ...changes, updatedAt: sql`now()` as any }).where('id', '=', id).execute()
 }

@@ -4,6 +4,7 @@ import {
   AcceptedResponseSchema, ChangePasswordSchema, ForgotPasswordSchema, LoginSchema, MeResponseSchema, RefreshTokenBodySchema,
   RegisterSchema, ResetPasswordSchema, SessionListResponseSchema, TokenPairResponseSchema, VerifyEmailSchema
 } from '../../schemas/auth.js'
+import { InvitationAcceptSchema } from '../../schemas/invitation.js'
 import { UserResponseSchema } from '../../schemas/user.js'
 import { contextOf } from '../services/context.js'
 
@@ -14,7 +15,7 @@ const tags = ['auth']
 const AUTH_BUDGET = 'Rate limited by AUTH_RATE_LIMIT_MAX per client IP, counted for this route alone.'
 
 const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { authService, authenticate } = fastify
+  const { authService, authenticate, invitationsService } = fastify
   // Token-bearing answers must never be stored by a browser or a proxy.
   fastify.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'no-store') })
 
@@ -50,6 +51,25 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     }
   }, async request => {
     const pair = await authService.login(contextOf(request), request.body.email, request.body.password)
+    return { success: true as const, data: pair }
+  })
+
+  fastify.post('/invitations/accept', {
+    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    schema: {
+      operationId: 'acceptInvitation',
+      tags,
+      summary: 'Accept an invitation: set a password, become an active user with a verified email, and log in',
+      description: 'Anonymous: the token from the invitation email is the credential (single use, 7 days). An unknown, spent, revoked or ' +
+        'expired token is 400 INVALID_TOKEN; a password against the policy, or no name when the invitation has none, is 400 VALIDATION_ERROR ' +
+        `(the token stays usable); an email taken since the invitation is 409 EMAIL_TAKEN. Answers as a password login does. ${AUTH_BUDGET}`,
+      security: anonymous,
+      body: InvitationAcceptSchema,
+      response: { 201: TokenPairResponseSchema, ...errors(400, 409, 429) }
+    }
+  }, async (request, reply) => {
+    const pair = await invitationsService.accept(contextOf(request), request.body)
+    reply.code(201)
     return { success: true as const, data: pair }
   })
 

@@ -5,7 +5,7 @@ import type { DB } from '../db/connect.js'
 import {
   forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized
 } from '../errors.js'
-import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
+import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
 import type { AttemptOutcome } from '../lib/login-attempts.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
@@ -62,11 +62,13 @@ export interface AuthServiceDeps {
    */
   refreshGraceCache?: TtlCache<TokenPair>
   metrics?: AppMetrics
+  /** Every new password's check (policy, breaches); the policy alone by default. */
+  passwordPolicy?: PasswordPolicy
 }
 
 export function createAuthService ({
   db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
-  metrics = NO_METRICS
+  metrics = NO_METRICS, passwordPolicy = createPasswordPolicy()
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
   function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string, amr?: string[]): TokenPair {
@@ -83,11 +85,11 @@ export function createAuthService ({
    * Finishes a login for an identity already established (a password, a passkey assertion, an
    * external provider) in one statement: the last login, the session and its first refresh
    * token, auth.login with the method. Only a user who may log in gets one: live, not suspended,
-   * and verified when REQUIRE_EMAIL_VERIFICATION says so.
+   * and verified when REQUIRE_EMAIL_VERIFICATION says so. In the caller's transaction when given one.
    */
-  async function signIn (ctx: RequestContext, userId: string, { amr, method }: SignInMethod): Promise<TokenPair> {
+  async function signIn (ctx: RequestContext, userId: string, { amr, method }: SignInMethod, ex: Executor = db): Promise<TokenPair> {
     const refreshToken = randomToken()
-    const started = await sessions.startLogin(db, compiled, {
+    const started = await sessions.startLogin(ex, compiled, {
       userId,
       allowPending: !config.requireEmailVerification,
       userAgent: ctx.userAgent,
@@ -96,7 +98,7 @@ export function createAuthService ({
       expiresAt: new Date(Date.now() + config.refreshTokenExpirySec * 1000)
     }, auditRow({ ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method } }))
     if (!started) {
-      const user = await users.findUserById(db, compiled, userId)
+      const user = await users.findUserById(ex, compiled, userId)
       if (user?.status === 'pending') throw forbidden('Verify your email address before logging in')
       throw unauthorized('This account cannot sign in')
     }
@@ -163,6 +165,9 @@ export function createAuthService ({
         if (account.status === 'pending' && config.requireEmailVerification) {
           throw forbidden('Verify your email address before logging in')
         }
+        // A legacy or weaker hash is replaced now that the password is known (see password-hashes.ts);
+        // only if it is still the one verified, so a password changed meanwhile is not undone.
+        if (account.passwordHash !== null && hasher.needsRehash(account.passwordHash)) await users.replacePasswordHash(db, account.id, account.passwordHash, await hasher.hash(password))
         return await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' })
       } finally {
         if (outcome === 'failed') metrics.login('failure')
@@ -255,7 +260,7 @@ export function createAuthService ({
       const target = await tokens.findPasswordReset(db, tokenHash)
       if (!target) throw invalidToken()
       // Checked before the token is spent, so a rejected password leaves the link usable.
-      assertPasswordPolicy(password, target.email)
+      await passwordPolicy(password, target.email)
       const passwordHash = await hasher.hash(password)
       await db.transaction().execute(async trx => {
         const userId = await tokens.spendPasswordReset(trx, tokenHash)
@@ -271,7 +276,7 @@ export function createAuthService ({
       const actor = actorOf(ctx)
       const account = await users.findPasswordHash(db, actor.id)
       if (!account) throw unauthorized()
-      assertPasswordPolicy(newPassword, account.email)
+      await passwordPolicy(newPassword, account.email)
       // Without a password (an account made through a sign-in provider) no current password is right; a reset sets one.
       if (account.passwordHash === null || !await hasher.verify(account.passwordHash, currentPassword)) throw invalidCredentials()
       const passwordHash = await hasher.hash(newPassword)

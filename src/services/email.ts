@@ -39,6 +39,8 @@ function render (email: OutboxEmail, appUrl: string) {
       return { subject: 'Verify your email address', text: `Open this link to verify your email address:\n\n${link('/verify-email')}\n\nThe link expires in 24 hours.` }
     case 'password_reset':
       return { subject: 'Reset your password', text: `Open this link to choose a new password:\n\n${link('/reset-password')}\n\nThe link expires in 1 hour. If you did not ask for it, ignore this email.` }
+    case 'invitation':
+      return { subject: 'You are invited', text: `You have been invited to create an account. Open this link to choose your password:\n\n${link('/accept-invitation')}\n\nThe link expires in 7 days.` }
     default:
       throw new Error(`unknown email template ${String(email.template)}`)
   }

@@ -7,7 +7,7 @@ import { forbidden, notFound, preconditionFailed, validationError } from '../err
 import { changesBetween } from '../lib/changes.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
-import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
+import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '../lib/password.js'
 import { dateOf } from '../lib/timestamp.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
@@ -15,7 +15,7 @@ import { lockAdministrators } from '../repositories/administrators.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserListFilter, UserSortKey, UserWithRelationsRow } from '../repositories/users.js'
 import {
-  USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate,
+  USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate, type UserStatus,
   type UserListQuery, type UserPatch, type UserReplace, type UserField
 } from '../../schemas/user.js'
 import { assertAdministratorRemains } from './administrators.js'
@@ -61,9 +61,32 @@ function pick (user: User, fields: UserField[] | undefined): Partial<User> {
 
 const AUDITED_FIELDS = ['email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile', 'deletedAt'] as const
 
-export interface UsersServiceDeps { db: DB, compiled: CompiledQueries, config: Config, hasher: PasswordHasher, emails: EmailOutbox }
+export interface UsersServiceDeps {
+  db: DB
+  compiled: CompiledQueries
+  config: Config
+  hasher: PasswordHasher
+  emails: EmailOutbox
+  /** Every new password's check (policy, breaches); the policy alone by default. */
+  passwordPolicy?: PasswordPolicy
+}
 
-export function createUsersService ({ db, compiled, hasher, emails }: UsersServiceDeps) {
+/** A new account's row, its password already hashed (see insertAccount). */
+export interface NewAccount {
+  email: string
+  passwordHash: string
+  firstName: string
+  lastName: string
+  status: UserStatus
+  emailVerified?: boolean
+  profile?: ProfileInput | null
+  /** Role names; an unknown one is a 400 (and the caller's transaction rolls back). */
+  roles: string[]
+}
+
+interface AccountOptions { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> }
+
+export function createUsersService ({ db, compiled, hasher, emails, passwordPolicy = createPasswordPolicy() }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, compiled, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -137,30 +160,37 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
   }
 
   /**
+   * Writes a new account in the caller's transaction: the user, its roles, its profile, a
+   * verification email unless the email is already verified, and the user.created audit row.
+   */
+  async function insertAccount (trx: Transaction<Database>, ctx: RequestContext, account: NewAccount, options: AccountOptions = {}): Promise<User> {
+    const { id, roles } = await users.insertUserWithRoles(trx, {
+      email: account.email, passwordHash: account.passwordHash, firstName: account.firstName, lastName: account.lastName, status: account.status, emailVerified: account.emailVerified ?? false
+    }, account.roles)
+    assertKnownRoles(account.roles, roles)
+    if (account.profile) await users.saveProfile(trx, id, account.profile, true)
+    if (!account.emailVerified) await queueEmailVerification(trx, emails, id, account.email)
+    const user = await load(trx, id)
+    await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
+      action: 'user.created',
+      userId: id,
+      changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles, ...options.auditNote }
+    })
+    return user
+  }
+
+  /**
    * Creates an account with its roles, profile and a queued verification email, in one transaction.
    * Callers decide who may set roles and status (create checks roles:manage; register sets them itself).
    */
-  async function createAccount (ctx: RequestContext, body: UserCreate, options: { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> } = {}): Promise<User> {
+  async function createAccount (ctx: RequestContext, body: UserCreate, options: AccountOptions = {}): Promise<User> {
     const email = body.email.toLowerCase()
-    assertPasswordPolicy(body.password, email)
+    await passwordPolicy(body.password, email)
     const passwordHash = await hasher.hash(body.password)
     // A taken email fails on the unique index (EMAIL_TAKEN), also when two requests race.
-    return db.transaction().execute(async trx => {
-      const roleNames = body.roles ?? ['user']
-      const { id, roles } = await users.insertUserWithRoles(trx, {
-        email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active'
-      }, roleNames)
-      assertKnownRoles(roleNames, roles)
-      if (body.profile) await users.saveProfile(trx, id, body.profile, true)
-      await queueEmailVerification(trx, emails, id, email)
-      const user = await load(trx, id)
-      await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
-        action: 'user.created',
-        userId: id,
-        changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles, ...options.auditNote }
-      })
-      return user
-    })
+    return db.transaction().execute(async trx => insertAccount(trx, ctx, {
+      email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active', profile: body.profile, roles: body.roles ?? ['user']
+    }, options))
   }
 
   return {
@@ -222,6 +252,8 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
     },
 
     createAccount,
+    insertAccount,
+    resolveRoles,
 
     replace (ctx: RequestContext, id: string, body: UserReplace, ifMatch?: string) {
       assertMayManage(ctx, body)

@@ -67,7 +67,7 @@ export default fp(async function auth (fastify) {
     secret: config.jwtSecret, issuer: config.jwtIssuer, audience: config.jwtAudience, expirySec: config.jwtExpirySec
   }))
 
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     let claims: AccessClaims
     try {
       // The instance's verifier (fast-jwt, cached) straight on the Bearer token: request.jwtVerify
@@ -80,6 +80,8 @@ export default fp(async function auth (fastify) {
     }
     // Ids are checked before they reach SQL: a malformed one would otherwise be a database error, not a 401.
     if (claims.typ !== 'access' || !isUuid(claims.sub) || !isUuid(claims.sid)) throw unauthorized('The access token is missing or invalid')
+    // Before the login's state is read: a user over its budget costs no lookup.
+    await fastify.limitUser(request, reply, claims.sub)
     request.actor = await authStates.actorOf(claims.sub, claims.sid)
   })
 
@@ -91,4 +93,4 @@ export default fp(async function auth (fastify) {
       if (options.self && (request.params as { id?: string }).id === actor.id) return
       throw forbidden()
     })
-}, { name: 'auth', dependencies: ['config', 'database'] })
+}, { name: 'auth', dependencies: ['config', 'database', 'rate-limit'] })

@@ -38,9 +38,10 @@ export default fp(async function metrics (fastify) {
     buckets: QUERY_BUCKETS,
     registers
   })
-  const rejections = new Counter({ name: 'rate_limit_rejections_total', help: 'Requests refused by a rate limit, by budget (api, auth)', labelNames: ['budget'] as const, registers })
+  const rejections = new Counter({ name: 'rate_limit_rejections_total', help: 'Requests refused by a rate limit, by budget (api, auth, user)', labelNames: ['budget'] as const, registers })
   const logins = new Counter({ name: 'logins_total', help: 'Login attempts by outcome (success, failure, locked)', labelNames: ['outcome'] as const, registers })
   const rotations = new Counter({ name: 'refresh_rotations_total', help: 'Refresh tokens rotated', registers })
+  const breachFailures = new Counter({ name: 'password_breach_check_failures_total', help: 'Breached-password checks that timed out or failed, letting the password through, by reason (timeout, error)', labelNames: ['reason'] as const, registers })
   const reuses = new Counter({ name: 'refresh_reuse_detections_total', help: 'Spent refresh tokens presented again (their login revoked)', registers })
   // Read when scraped (the queue and Redis are registered after this plugin); both job gauges
   // share one query per scrape.
@@ -87,7 +88,8 @@ export default fp(async function metrics (fastify) {
     rateLimited: budget => rejections.inc({ budget }),
     login: outcome => logins.inc({ outcome }),
     refreshRotated: () => rotations.inc(),
-    refreshReused: () => reuses.inc()
+    refreshReused: () => reuses.inc(),
+    breachCheckFailed: reason => breachFailures.inc({ reason })
   } satisfies AppMetrics)
 
   const series = new Map<string, Histogram.Internal<'route' | 'method' | 'status_code'>>()

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { createPasswordHasher, type PasswordHasher } from '../../lib/password.js'
+import { createPasswordHasher, createPasswordPolicy, type PasswordHasher } from '../../lib/password.js'
+import { createBreachCheck } from '../../lib/breached-passwords.js'
 import { createAuthService, type AuthService } from '../../services/auth.js'
 import { createUsersService, type UsersService } from '../../services/users.js'
 import { bootstrapAdmin } from '../../services/bootstrap.js'
@@ -12,6 +13,7 @@ import { createAuditService, type AuditService } from '../../services/audit.js'
 import { createPasskeysService, type PasskeysService } from '../../services/passkeys.js'
 import { createOidcService, type OidcService } from '../../services/oidc.js'
 import { createOidcClients } from '../../lib/oidc-client.js'
+import { createInvitationsService, type InvitationsService } from '../../services/invitations.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,6 +24,7 @@ declare module 'fastify' {
     auditService: AuditService
     passkeysService: PasskeysService
     oidcService: OidcService
+    invitationsService: InvitationsService
   }
 }
 
@@ -30,13 +33,17 @@ export default fp(async function services (fastify) {
   const { db, compiled } = fastify.database
   const hasher = createPasswordHasher(config.argon2MemoryKiB)
   fastify.decorate('hasher', hasher)
-  const usersService = createUsersService({ db, compiled, config, hasher, emails: fastify.emailOutbox })
+  const passwordPolicy = createPasswordPolicy(config.passwordBreachCheckUrl
+    ? createBreachCheck({ url: config.passwordBreachCheckUrl, log: fastify.log, metrics: fastify.appMetrics })
+    : undefined)
+  const usersService = createUsersService({ db, compiled, config, hasher, emails: fastify.emailOutbox, passwordPolicy })
   fastify.decorate('usersService', usersService)
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics })
+  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy })
   fastify.decorate('authService', authService)
+  fastify.decorate('invitationsService', createInvitationsService({ db, hasher, passwordPolicy, emails: fastify.emailOutbox, usersService, authService }))
   fastify.decorate('passkeysService', createPasskeysService({ db, compiled, config, authService, metrics: fastify.appMetrics }))
   // Providers are discovered on first use, not here: one that is down must not stop the start.
   const oidcClients = createOidcClients(config.oidcProviders, config.publicUrl)

@@ -1,9 +1,16 @@
 import fp from 'fastify-plugin'
 import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fastify/rate-limit'
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { rateLimited } from '../../errors.js'
 import { createBudgetCounter, type BudgetCounter } from '../../lib/batched-counter.js'
 import '../../lib/route-config.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Counts an authenticated request against its user's budget (authenticate calls it); throws 429 when it is spent. */
+    limitUser: (request: FastifyRequest, reply: FastifyReply, userId: string) => Promise<void>
+  }
+}
 
 type Limit = preHandlerAsyncHookHandler
 // The limit a route spends, chosen from its config when it is added and kept on that config.
@@ -37,6 +44,10 @@ function counterStore (counter: BudgetCounter) {
  * 401, 404 or 405. With Redis the counts are shared by every instance, counted in process
  * and sent to Redis in batches, with a stated bound on over-admission (see createBudgetCounter);
  * when Redis is unreachable they are kept in process: the limits stay on.
+ *
+ * Authenticated requests also spend RATE_LIMIT_USER_MAX per window of their user (limitUser,
+ * called by authenticate once the access token is verified), on the same counters: a request is
+ * refused when either budget is spent, and the x-ratelimit-* headers describe the tighter one.
  */
 export default fp(async function rateLimit (fastify) {
   const { config } = fastify
@@ -62,6 +73,21 @@ export default fp(async function rateLimit (fastify) {
     max: config.authRateLimitMax,
     keyGenerator: request => `rl:auth:${url}:${ipOf(request)}`,
     errorResponseBuilder: refuse('auth')
+  })
+
+  // The per-user budget: the same batched counters as the per-IP ones, so as cheap. The headers
+  // already say the IP budget; they are replaced when the user's has less left (the tighter one).
+  const userMax = config.rateLimitUserMax
+  fastify.decorate('limitUser', async function limitUser (_request: FastifyRequest, reply: FastifyReply, userId: string) {
+    const taken = counter.take(`rl:user:${userId}`, config.rateLimitWindowMs, userMax)
+    const { count, ttlMs } = taken instanceof Promise ? await taken : taken
+    const remaining = Math.max(0, userMax - count)
+    if (count <= userMax && remaining >= Number(reply.getHeader('x-ratelimit-remaining') ?? Infinity)) return
+    reply.header('x-ratelimit-limit', userMax).header('x-ratelimit-remaining', remaining).header('x-ratelimit-reset', Math.ceil(ttlMs / 1000))
+    if (count > userMax) {
+      fastify.appMetrics.rateLimited('user')
+      throw rateLimited(ttlMs / 1000)
+    }
   })
 
   fastify.addHook('onRoute', route => {

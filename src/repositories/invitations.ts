@@ -1,0 +1,74 @@
+import { sql } from 'kysely'
+import type { Executor } from '../db/types.js'
+
+/**
+ * Invitations and the roles they give. Only a token's SHA-256 is stored. An invitation is
+ * outstanding until it is accepted, revoked or expired; accepting locks its row, so a token is
+ * spent once even when two requests race.
+ */
+
+/** The invitation's role names, sorted, as a column. */
+const roleNames = sql<string[]>`coalesce((select array_agg(r.name order by r.name) from invitation_roles ir join roles r on r.id = ir.role_id where ir.invitation_id = i.id), '{}')`.as('roles')
+
+const outstanding = sql<boolean>`i.accepted_at is null and i.revoked_at is null and i.expires_at > now()`
+
+export async function insertInvitation (db: Executor, invitation: { email: string, firstName: string | null, lastName: string | null, tokenHash: string, invitedBy: string | null, expiresAt: Date }, roleIds: string[]) {
+  const { id } = await db.insertInto('invitations').values(invitation).returning('id').executeTakeFirstOrThrow()
+  if (roleIds.length > 0) await db.insertInto('invitationRoles').values(roleIds.map(roleId => ({ invitationId: id, roleId }))).execute()
+  return id
+}
+
+export function findInvitation (db: Executor, id: string) {
+  return db.selectFrom('invitations as i')
+    .select(['i.id', 'i.email', 'i.expiresAt', 'i.createdAt', roleNames])
+    .where('i.id', '=', id)
+    .executeTakeFirst()
+}
+
+/** Outstanding invitations, newest first, after the keyset position when given. */
+export function listOutstandingInvitations (db: Executor, after: { createdAt: Date, id: string } | undefined, limit: number) {
+  let query = db.selectFrom('invitations as i')
+    .select(['i.id', 'i.email', 'i.expiresAt', 'i.createdAt', roleNames])
+    .where('i.acceptedAt', 'is', null)
+    .where('i.revokedAt', 'is', null)
+    .where('i.expiresAt', '>', sql<Date>`now()`)
+  if (after) query = query.where(sql<boolean>`(i.created_at, i.id) < (${after.createdAt}, ${after.id})`)
+  return query.orderBy('i.createdAt', 'desc').orderBy('i.id', 'desc').limit(limit).execute()
+}
+
+/** Revokes the outstanding invitations of an email (it is invited again); their ids. */
+export async function revokeInvitationsOf (db: Executor, email: string) {
+  const rows = await db.updateTable('invitations as i').set({ revokedAt: sql`now()` as any })
+    .where('i.email', '=', email).where(outstanding).returning('i.id').execute()
+  return rows.map(row => row.id)
+}
+
+/** Revokes one outstanding invitation; whether there was one. */
+export async function revokeInvitation (db: Executor, id: string) {
+  const row = await db.updateTable('invitations as i').set({ revokedAt: sql`now()` as any })
+    .where('i.id', '=', id).where(outstanding).returning('i.email').executeTakeFirst()
+  return row !== undefined
+}
+
+/**
+ * The outstanding invitation a token belongs to. With lock, the row stays locked until the
+ * transaction ends, and a concurrent acceptance that won makes it undefined; without, it is a
+ * plain read (to check a password against its email before the transaction).
+ */
+export function findOutstandingByToken (db: Executor, tokenHash: string, lock = false) {
+  const query = db.selectFrom('invitations as i')
+    .select(['i.id', 'i.email', 'i.firstName', 'i.lastName'])
+    .where('i.tokenHash', '=', tokenHash).where(outstanding)
+  return (lock ? query.forUpdate() : query).executeTakeFirst()
+}
+
+/** The invitation's roles that still exist (a role deleted meanwhile is simply not given). */
+export function invitationRoleNames (db: Executor, invitationId: string) {
+  return db.selectFrom('invitationRoles as ir').innerJoin('roles as r', 'r.id', 'ir.roleId')
+    .select('r.name').where('ir.invitationId', '=', invitationId).execute()
+    .then(rows => rows.map(row => row.name))
+}
+
+export async function markInvitationAccepted (db: Executor, id: string, userId: string) {
+  await db.updateTable('invitations').set({ acceptedAt: sql`now()` as any, acceptedBy: userId }).where('id', '=', id).execute()
+}
