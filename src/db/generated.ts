@@ -43,6 +43,16 @@ export interface EmailVerificationTokens {
   userId: string;
 }
 
+export interface MfaChallenges {
+  amr: string[];
+  createdAt: Generated<Timestamp>;
+  expiresAt: Timestamp;
+  id: Generated<string>;
+  spentAt: Timestamp | null;
+  tokenHash: string;
+  userId: string;
+}
+
 export interface PasswordResetTokens {
   createdAt: Generated<Timestamp>;
   expiresAt: Timestamp;
@@ -96,6 +106,14 @@ export interface UserProfiles {
   userId: string;
 }
 
+export interface UserRecoveryCodes {
+  codeHash: string;
+  createdAt: Generated<Timestamp>;
+  id: Generated<string>;
+  usedAt: Timestamp | null;
+  userId: string;
+}
+
 export interface UserRoles {
   createdAt: Generated<Timestamp>;
   roleId: string;
@@ -120,6 +138,7 @@ export interface Users {
 }
 
 export interface UserSessions {
+  amr: Generated<string[]>;
   createdAt: Generated<Timestamp>;
   expiresAt: Timestamp;
   id: Generated<string>;
@@ -130,15 +149,26 @@ export interface UserSessions {
   userId: string;
 }
 
+export interface UserTotp {
+  confirmedAt: Timestamp | null;
+  createdAt: Generated<Timestamp>;
+  lastTimeStep: Int8 | null;
+  secretSealed: string;
+  userId: string;
+}
+
 export interface DB {
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
+  mfaChallenges: MfaChallenges;
   passwordResetTokens: PasswordResetTokens;
   refreshTokens: RefreshTokens;
   roles: Roles;
   userAuditLog: UserAuditLog;
   userProfiles: UserProfiles;
+  userRecoveryCodes: UserRecoveryCodes;
   userRoles: UserRoles;
   users: Users;
   userSessions: UserSessions;
+  userTotp: UserTotp;
 }

@@ -3,7 +3,8 @@ import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
 import { selectUsers, type UserWithRelationsRow } from './users.js'
 
-export async function createSession (db: Executor, session: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date }) {
+/** A new login; amr lists the methods it was authenticated with (the access token's amr claim). */
+export async function createSession (db: Executor, session: { userId: string, userAgent: string | null, ip: string | null, expiresAt: Date, amr: string[] }) {
   const row = await db.insertInto('userSessions')
     .values({ ...session, userAgent: session.userAgent?.slice(0, 512) ?? null })
     .returning('id').executeTakeFirstOrThrow()
@@ -17,7 +18,7 @@ export async function insertRefreshToken (db: Executor, token: { sessionId: stri
 /**
  * Rotates a refresh token in one statement: marks it spent if, and only if, it is still usable
  * (unspent, unexpired, its session live, its user active), stores its successor with the
- * session's expiry and reads the user as returned. The session is not written: its last use is
+ * session's expiry and reads the user as returned, with the login's amr. The session is not written: its last use is
  * when its newest refresh token was made (lastUsed). Of several concurrent
  * callers exactly one gets a row back: the others wait for its row lock, then see spent_at set,
  * and nothing is written for them.
@@ -25,19 +26,19 @@ export async function insertRefreshToken (db: Executor, token: { sessionId: stri
 export async function rotateRefreshToken (db: Executor, compiled: CompiledQueries, tokenHash: string, successorHash: string) {
   const result = await compiled.run(db, 'rotateRefreshToken', [tokenHash, successorHash], () => {
     const user = selectUsers(db).where('u.id', '=', sql<string>`spent.user_id`)
-    const query = sql<UserWithRelationsRow & { sessionId: string }>`
+    const query = sql<UserWithRelationsRow & { sessionId: string, amr: string[] }>`
       with spent as (
         update refresh_tokens rt set spent_at = now()
         from user_sessions s, users u
         where rt.token_hash = ${tokenHash} and rt.spent_at is null and rt.expires_at > now()
           and s.id = rt.session_id and s.revoked_at is null and s.expires_at > now()
           and u.id = rt.user_id and u.deleted_at is null and u.erased_at is null and u.status <> 'suspended'
-        returning rt.session_id, rt.user_id, s.expires_at
+        returning rt.session_id, rt.user_id, s.expires_at, s.amr
       ), successor as (
         insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
         select session_id, user_id, ${successorHash}, expires_at from spent
       )
-      select spent.session_id, the_user.* from spent cross join lateral (${user}) the_user`
+      select spent.session_id, spent.amr, the_user.* from spent cross join lateral (${user}) the_user`
     return { compile: () => query.compile(db) }
   })
   return result.rows[0]

@@ -1,6 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
+import { deleteMfaRecords } from './mfa.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
 
@@ -162,6 +163,7 @@ export async function deletePersonalRecords (db: Executor, userId: string, email
   await db.deleteFrom('userSessions').where('userId', '=', userId).execute()
   await db.deleteFrom('passwordResetTokens').where('userId', '=', userId).execute()
   await db.deleteFrom('emailVerificationTokens').where('userId', '=', userId).execute()
+  await deleteMfaRecords(db, userId)
   await db.deleteFrom('emailOutbox')
     .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', userId)]))
     .execute()

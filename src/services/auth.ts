@@ -3,7 +3,7 @@ import { NO_METRICS, type AppMetrics } from '../lib/app-metrics.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
 import {
-  forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized
+  forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized, validationError
 } from '../errors.js'
 import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
@@ -20,10 +20,23 @@ import type { RequestContext } from './context.js'
 import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
+import type { MfaService } from './mfa.js'
+import * as mfaRecords from '../repositories/mfa.js'
+import type { MfaChallenge, MfaVerify } from '../../schemas/mfa.js'
 
-export interface AccessClaims { sub: string, sid: string, typ: 'access' }
+/** amr: how the login was authenticated (RFC 8176 names: pwd, otp, ...). Older tokens lack it. */
+export interface AccessClaims { sub: string, sid: string, typ: 'access', amr?: string[] }
+
+/** Factors that already prove more than a password: a login made with one needs no second step. */
+const STRONG_FACTORS = new Set(['otp', 'passkey'])
+
+/** How signIn's caller established the identity (the auth.login audit row says so). */
+export type SignInMethod = 'password' | 'passkey' | 'oidc'
+
+export type LoginAnswer = TokenPair | MfaChallenge
 
 const PASSWORD_RESET_TTL_MS = 3600_000
+const MFA_TOKEN_INVALID = 'The MFA token is invalid, spent or expired; log in again'
 
 /**
  * Login throttling. login() begins an attempt before it looks at the password (begin throws 429
@@ -50,6 +63,7 @@ export interface AuthServiceDeps {
   hasher: PasswordHasher
   usersService: UsersService
   emails: EmailOutbox
+  mfaService: MfaService
   signAccessToken: (claims: AccessClaims) => string
   loginGuard?: LoginGuard
   /**
@@ -61,13 +75,13 @@ export interface AuthServiceDeps {
 }
 
 export function createAuthService ({
-  db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
+  db, compiled, config, hasher, usersService, emails, mfaService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
   metrics = NO_METRICS
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
-  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string): TokenPair {
+  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string, amr: string[]): TokenPair {
     return {
-      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access' }),
+      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access', amr }),
       refreshToken,
       tokenType: 'Bearer',
       expiresIn: Math.round(config.jwtExpirySec),
@@ -76,14 +90,43 @@ export function createAuthService ({
   }
 
   /** Starts a login: a session whose absolute expiry every rotated refresh token inherits. */
-  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string): Promise<TokenPair> {
+  async function issueTokens (ex: Executor, ctx: RequestContext, userId: string, amr: string[]): Promise<TokenPair> {
     const expiresAt = new Date(Date.now() + config.refreshTokenExpirySec * 1000)
-    const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt })
+    const sessionId = await sessions.createSession(ex, { userId, userAgent: ctx.userAgent, ip: ctx.ip, expiresAt, amr })
     const refreshToken = randomToken()
     await sessions.insertRefreshToken(ex, { sessionId, userId, tokenHash: hashToken(refreshToken), expiresAt })
     const user = await users.findUserById(ex, compiled, userId)
     if (!user) throw unauthorized()
-    return tokenPair(user, sessionId, refreshToken)
+    return tokenPair(user, sessionId, refreshToken, amr)
+  }
+
+  /** The new login itself: last login time, the token pair, the auth.login row (method: what completed it). */
+  async function startLogin (ex: Executor, ctx: RequestContext, userId: string, amr: string[], method: string): Promise<TokenPair> {
+    await users.recordLogin(ex, userId)
+    const pair = await issueTokens(ex, ctx, userId, amr)
+    await insertAudit(ex, { ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method, amr } })
+    return pair
+  }
+
+  /**
+   * Finishes a login for an identity a first factor has established (a password, a passkey, an
+   * OpenID Connect provider): the caller has checked the credential and that the account may log
+   * in. Issues the token pair, with `amr` in the access token and kept by its refreshes; or, when
+   * the user has a second factor enrolled and `amr` holds no strong factor yet (otp, passkey),
+   * answers mfaRequired with a single-use mfaToken for POST /auth/mfa/verify, which finishes it.
+   */
+  async function signIn (ctx: RequestContext, userId: string, { amr, method }: { amr: string[], method: SignInMethod }): Promise<LoginAnswer> {
+    const methods = amr.some(factor => STRONG_FACTORS.has(factor)) ? [] : await mfaService.enrolledMethods(userId)
+    if (methods.length > 0) {
+      const mfaToken = randomToken()
+      const expiresAt = new Date(Date.now() + config.mfaTokenTtlSec * 1000)
+      await mfaRecords.insertMfaChallenge(db, { userId, tokenHash: hashToken(mfaToken), amr, expiresAt })
+      metrics.login('mfa_required')
+      return { mfaRequired: true, mfaToken, expiresIn: Math.max(1, Math.round(config.mfaTokenTtlSec)), methods }
+    }
+    const pair = await db.transaction().execute(trx => startLogin(trx, ctx, userId, amr, method))
+    metrics.login('success')
+    return pair
   }
 
   function actorOf (ctx: RequestContext) {
@@ -116,7 +159,9 @@ export function createAuthService ({
       return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
     },
 
-    async login (ctx: RequestContext, email: string, password: string): Promise<TokenPair> {
+    signIn,
+
+    async login (ctx: RequestContext, email: string, password: string): Promise<LoginAnswer> {
       const normalized = email.trim().toLowerCase()
       const attempt = await loginGuard.begin(normalized, ctx).catch(err => { metrics.login('locked'); throw err })
       // Anything that ends the attempt before the password is judged (a database error) counts as nothing.
@@ -140,18 +185,39 @@ export function createAuthService ({
         if (account.status === 'pending' && config.requireEmailVerification) {
           throw forbidden('Verify your email address before logging in')
         }
-        const pair = await db.transaction().execute(async trx => {
-          await users.recordLogin(trx, account.id)
-          const pair = await issueTokens(trx, ctx, account.id)
-          await insertAudit(trx, { ...ctx, actorId: account.id }, { action: 'auth.login', userId: account.id })
-          return pair
-        })
-        metrics.login('success')
-        return pair
+        // A login still awaiting its second factor has not succeeded either: it neither counts nor
+        // clears the failures so far, or knowing the password would wipe the count of wrong codes.
+        outcome = 'abandoned'
+        const answer = await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' })
+        if (!('mfaRequired' in answer)) outcome = 'passed'
+        return answer
       } finally {
         if (outcome === 'failed') metrics.login('failure')
         await attempt.end(outcome)
       }
+    },
+
+    /**
+     * The second step of a login: the mfaToken (single use, MFA_TOKEN_TTL) with a TOTP or recovery
+     * code. A wrong code is 401 INVALID_MFA_CODE and counts toward the account's lockout; the
+     * token stays usable for another try until it expires or the account locks.
+     */
+    async verifyMfa (ctx: RequestContext, body: MfaVerify): Promise<TokenPair> {
+      const factors = [body.code === undefined ? [] : [{ totp: body.code.trim() }], body.recoveryCode === undefined ? [] : [{ recoveryCode: body.recoveryCode }]].flat()
+      if (factors.length !== 1) {
+        throw validationError('Send exactly one of code and recoveryCode with the mfaToken', [{ field: 'code', message: 'exactly one of code and recoveryCode is required' }])
+      }
+      const tokenHash = hashToken(body.mfaToken)
+      const challenge = await mfaRecords.findMfaChallenge(db, tokenHash)
+      if (!challenge) throw unauthorized(MFA_TOKEN_INVALID)
+      const pair = await mfaService.withSecondFactor(ctx, challenge, factors[0], async (trx, method) => {
+        // Of two verifications of one token, only one spends it; the other's factor stays unspent.
+        const spent = await mfaRecords.spendMfaChallenge(trx, tokenHash)
+        if (!spent) throw unauthorized(MFA_TOKEN_INVALID)
+        return startLogin(trx, ctx, spent.userId, [...spent.amr, 'otp'], method)
+      })
+      metrics.login('success')
+      return pair
     },
 
     /**
@@ -164,7 +230,7 @@ export function createAuthService ({
       const successor = randomToken()
       const rotate = async (ex: Executor) => {
         const rotated = await sessions.rotateRefreshToken(ex, compiled, tokenHash, hashToken(successor))
-        return rotated && tokenPair(rotated, rotated.sessionId, successor)
+        return rotated && tokenPair(rotated, rotated.sessionId, successor, rotated.amr)
       }
       const pair = config.refreshReuseGraceSec === 0
         ? await rotate(db)

@@ -9,12 +9,14 @@ import type { TokenPair } from '../../../schemas/auth.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { createRolesService, type RolesService } from '../../services/roles.js'
 import { createAuditService, type AuditService } from '../../services/audit.js'
+import { createMfaService, type MfaService } from '../../services/mfa.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     hasher: PasswordHasher
     usersService: UsersService
     authService: AuthService
+    mfaService: MfaService
     rolesService: RolesService
     auditService: AuditService
   }
@@ -30,7 +32,10 @@ export default fp(async function services (fastify) {
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics }))
+  // The same lockout counts wrong passwords and wrong second-factor codes.
+  const mfaService = createMfaService({ db, compiled, config, loginGuard, metrics: fastify.appMetrics })
+  fastify.decorate('mfaService', mfaService)
+  fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, mfaService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ db }))
   if (config.adminEmail && config.adminPassword) {
