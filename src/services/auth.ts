@@ -210,12 +210,11 @@ export function createAuthService ({
       const tokenHash = hashToken(body.mfaToken)
       const challenge = await mfaRecords.findMfaChallenge(db, tokenHash)
       if (!challenge) throw unauthorized(MFA_TOKEN_INVALID)
-      const pair = await mfaService.withSecondFactor(ctx, challenge, factors[0], async (trx, method) => {
-        // Of two verifications of one token, only one spends it; the other's factor stays unspent.
-        const spent = await mfaRecords.spendMfaChallenge(trx, tokenHash)
-        if (!spent) throw unauthorized(MFA_TOKEN_INVALID)
-        return startLogin(trx, ctx, spent.userId, [...spent.amr, 'otp'], method)
-      })
+      const pair = await mfaService.withSecondFactor(ctx, challenge, factors[0],
+        (trx, method) => startLogin(trx, ctx, challenge.userId, [...challenge.amr, 'otp'], method),
+        // Of two verifications of one token, one spends it and the other waits for its row lock,
+        // then fails here, before its code is looked at: a double submit is not a wrong code.
+        async trx => { if (!await mfaRecords.spendMfaChallenge(trx, tokenHash)) throw unauthorized(MFA_TOKEN_INVALID) })
       metrics.login('success')
       return pair
     },

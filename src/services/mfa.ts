@@ -4,7 +4,7 @@ import type { Config } from '../config.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
 import type { Database } from '../db/types.js'
-import { conflict, forbidden, invalidMfaCode, notFound, unauthorized, validationError } from '../errors.js'
+import { AppError, conflict, forbidden, invalidMfaCode, notFound, unauthorized, validationError } from '../errors.js'
 import { NO_METRICS, type AppMetrics } from '../lib/app-metrics.js'
 import type { AttemptOutcome } from '../lib/login-attempts.js'
 import { createSecretBox } from '../lib/secret-box.js'
@@ -82,26 +82,30 @@ export function createMfaService ({ db, compiled, config, loginGuard, metrics = 
    * Runs `then` in the transaction that spends the factor, when the factor is right. The check is
    * a login attempt of the account (LoginGuard): a locked account is 429 whatever the code, a wrong
    * code counts toward the lockout (401 INVALID_MFA_CODE, an auth.mfa_failed row), a right one
-   * clears the count. When `then` throws, nothing is spent and nothing counted.
+   * clears the count. `claim`, when given, runs first in the same transaction (the mfaToken is spent
+   * there): a request that loses that race fails on it, without its code counting as a wrong one.
+   * When either throws, nothing is spent and nothing counted.
    */
   async function withSecondFactor<T> (ctx: RequestContext, account: { userId: string, email: string }, factor: SecondFactor,
-    then: (trx: Transaction<Database>, method: CodeMethod) => Promise<T>): Promise<T> {
+    then: (trx: Transaction<Database>, method: CodeMethod) => Promise<T>, claim?: (trx: Transaction<Database>) => Promise<void>): Promise<T> {
     const method: CodeMethod = 'totp' in factor ? 'totp' : 'recovery_code'
     const attempt = await loginGuard.begin(account.email, ctx).catch(err => { metrics.login('locked'); throw err })
     let outcome: AttemptOutcome = 'abandoned'
     try {
-      const result = await db.transaction().execute(async trx => {
-        if (!await spendFactor(trx, account.userId, factor)) return undefined
-        return { value: await then(trx, method) }
-      })
-      if (!result) {
+      const value = await db.transaction().execute(async trx => {
+        await claim?.(trx)
+        // Thrown, so that the transaction rolls back what claim did.
+        if (!await spendFactor(trx, account.userId, factor)) throw invalidMfaCode()
+        return then(trx, method)
+      }).catch(async err => {
+        if (!(err instanceof AppError && err.code === 'INVALID_MFA_CODE')) throw err
         outcome = 'failed'
         metrics.login('failure')
-        await insertAudit(db, { ...ctx, actorId: ctx.actorId ?? null }, { action: 'auth.mfa_failed', userId: account.userId, changes: { method } })
-        throw invalidMfaCode()
-      }
+        await insertAudit(db, ctx, { action: 'auth.mfa_failed', userId: account.userId, changes: { method } })
+        throw err
+      })
       outcome = 'passed'
-      return result.value
+      return value
     } finally {
       await attempt.end(outcome)
     }
