@@ -8,6 +8,7 @@ import {
 import { assertPasswordPolicy, type PasswordHasher } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
 import type { AttemptOutcome } from '../lib/login-attempts.js'
+import type { LoginGuard } from './login-throttle.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as sessions from '../repositories/sessions.js'
@@ -21,6 +22,8 @@ import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
 import type { MfaService } from './mfa.js'
+
+export type { LoginAttempt, LoginGuard } from './login-throttle.js'
 import * as mfaRecords from '../repositories/mfa.js'
 import type { MfaChallenge, MfaVerify } from '../../schemas/mfa.js'
 
@@ -37,20 +40,6 @@ export type LoginAnswer = TokenPair | MfaChallenge
 
 const PASSWORD_RESET_TTL_MS = 3600_000
 const MFA_TOKEN_INVALID = 'The MFA token is invalid, spent or expired; log in again'
-
-/**
- * Login throttling. login() begins an attempt before it looks at the password (begin throws 429
- * RATE_LIMITED while the account or address is locked) and ends it with its outcome: a wrong
- * password counts as a failure, a right one never does. Unknown emails fail the same way, so a
- * lockout does not reveal which accounts exist.
- */
-export interface LoginGuard {
-  begin (email: string, ctx: RequestContext): Promise<LoginAttempt>
-}
-
-export interface LoginAttempt {
-  end (outcome: AttemptOutcome): Promise<void>
-}
 
 const openLoginGuard: LoginGuard = {
   begin: async () => ({ end: async () => {} })

@@ -14,7 +14,7 @@ import * as mfa from '../repositories/mfa.js'
 import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { MfaMethod, MfaStatus } from '../../schemas/mfa.js'
-import type { LoginGuard } from './auth.js'
+import type { LoginGuard } from './login-throttle.js'
 import type { RequestContext } from './context.js'
 
 const RECOVERY_CODE_COUNT = 10
