@@ -99,7 +99,7 @@ t.test('TOTP and the two-step login', async t => {
     const refreshed = await refresh(app, pair.refreshToken)
     t.same(decodeJwt(refreshed.json().data.accessToken).amr, ['pwd', 'otp'], 'a refresh keeps the login\'s amr')
     const logins = await auditRows(app, user.id, 'auth.login')
-    t.same(logins.at(-1)?.changes, { method: 'totp', amr: ['pwd', 'otp'] }, 'the auth.login row says how')
+    t.same(logins.at(-1)?.changes, { amr: ['pwd', 'otp'], secondFactor: 'totp' }, 'the auth.login row says how')
 
     t.test('the same code is not accepted twice, nor the same mfaToken', async t => {
       assertError(t, await app.inject(verifyReq({ mfaToken: challenge.mfaToken, code: await code(secret, 1) })), 401, 'UNAUTHORIZED', 'a spent mfaToken')

@@ -33,8 +33,11 @@ export interface AccessClaims { sub: string, sid: string, typ: 'access', amr?: s
 /** Factors that already prove more than a password: a login made with one needs no second step. */
 const STRONG_FACTORS = new Set(['otp', 'passkey'])
 
-/** How signIn's caller established the identity (the auth.login audit row says so). */
-export type SignInMethod = 'password' | 'passkey' | 'oidc'
+/**
+ * How signIn's caller established the identity: amr as the access token will carry it (['pwd'],
+ * ['passkey'], ['oidc']), and anything the auth.login audit row should add (an OIDC provider's name).
+ */
+export interface SignInOptions { amr: string[], audit?: Record<string, unknown> }
 
 export type LoginAnswer = TokenPair | MfaChallenge
 
@@ -89,11 +92,11 @@ export function createAuthService ({
     return tokenPair(user, sessionId, refreshToken, amr)
   }
 
-  /** The new login itself: last login time, the token pair, the auth.login row (method: what completed it). */
-  async function startLogin (ex: Executor, ctx: RequestContext, userId: string, amr: string[], method: string): Promise<TokenPair> {
+  /** The new login itself: last login time, the token pair, the auth.login row (with amr, and what the caller adds). */
+  async function startLogin (ex: Executor, ctx: RequestContext, userId: string, amr: string[], audit: Record<string, unknown> = {}): Promise<TokenPair> {
     await users.recordLogin(ex, userId)
     const pair = await issueTokens(ex, ctx, userId, amr)
-    await insertAudit(ex, { ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method, amr } })
+    await insertAudit(ex, { ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { amr, ...audit } })
     return pair
   }
 
@@ -104,7 +107,7 @@ export function createAuthService ({
    * the user has a second factor enrolled and `amr` holds no strong factor yet (otp, passkey),
    * answers mfaRequired with a single-use mfaToken for POST /auth/mfa/verify, which finishes it.
    */
-  async function signIn (ctx: RequestContext, userId: string, { amr, method }: { amr: string[], method: SignInMethod }): Promise<LoginAnswer> {
+  async function signIn (ctx: RequestContext, userId: string, { amr, audit }: SignInOptions): Promise<LoginAnswer> {
     const methods = amr.some(factor => STRONG_FACTORS.has(factor)) ? [] : await mfaService.enrolledMethods(userId)
     if (methods.length > 0) {
       const mfaToken = randomToken()
@@ -113,7 +116,7 @@ export function createAuthService ({
       metrics.login('mfa_required')
       return { mfaRequired: true, mfaToken, expiresIn: Math.max(1, Math.round(config.mfaTokenTtlSec)), methods }
     }
-    const pair = await db.transaction().execute(trx => startLogin(trx, ctx, userId, amr, method))
+    const pair = await db.transaction().execute(trx => startLogin(trx, ctx, userId, amr, audit))
     metrics.login('success')
     return pair
   }
@@ -177,7 +180,7 @@ export function createAuthService ({
         // A login still awaiting its second factor has not succeeded either: it neither counts nor
         // clears the failures so far, or knowing the password would wipe the count of wrong codes.
         outcome = 'abandoned'
-        const answer = await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' })
+        const answer = await signIn(ctx, account.id, { amr: ['pwd'] })
         if (!('mfaRequired' in answer)) outcome = 'passed'
         return answer
       } finally {
@@ -200,7 +203,7 @@ export function createAuthService ({
       const challenge = await mfaRecords.findMfaChallenge(db, tokenHash)
       if (!challenge) throw unauthorized(MFA_TOKEN_INVALID)
       const pair = await mfaService.withSecondFactor(ctx, challenge, factors[0],
-        (trx, method) => startLogin(trx, ctx, challenge.userId, [...challenge.amr, 'otp'], method),
+        (trx, method) => startLogin(trx, ctx, challenge.userId, [...challenge.amr, 'otp'], { secondFactor: method }),
         // Of two verifications of one token, one spends it and the other waits for its row lock,
         // then fails here, before its code is looked at: a double submit is not a wrong code.
         async trx => { if (!await mfaRecords.spendMfaChallenge(trx, tokenHash)) throw unauthorized(MFA_TOKEN_INVALID) })
