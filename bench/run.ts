@@ -356,6 +356,7 @@ async function main () {
       DATABASE_URL: bench.url,
       DB_POOL_SIZE: '8',
       JWT_SECRET: randomBytes(48).toString('base64url'),
+      MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       JWT_EXPIRY: '3600',
       REFRESH_TOKEN_EXPIRY: '86400',
       // The bench measures throughput, not the limiters: the request budgets far out of reach

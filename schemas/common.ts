@@ -57,7 +57,7 @@ export const WithHeaders = <T extends TSchema>(schema: T, ...headers: Array<'ETa
 const ErrorRef = Type.Ref(ErrorSchema)
 const errorDescriptions: Record<number, string> = {
   400: 'Invalid input (VALIDATION_ERROR, INVALID_TOKEN)',
-  401: 'Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, TOKEN_EXPIRED, TOKEN_REUSED)',
+  401: 'Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, INVALID_MFA_CODE, TOKEN_EXPIRED, TOKEN_REUSED)',
   403: 'Not allowed (FORBIDDEN)',
   404: 'Not found (NOT_FOUND)',
   409: 'Conflict (CONFLICT, EMAIL_TAKEN)',

@@ -143,6 +143,11 @@ export const UserExportSchema = Type.Object({
     userAgent: Nullable(UserAgentSchema),
     ip: Nullable(Type.String())
   })),
+  // Whether second factors are enrolled; never a secret or a code.
+  mfa: Type.Object({
+    totp: Type.Boolean(),
+    recoveryCodesLeft: Type.Integer({ format: 'int32', minimum: 0, maximum: 10 })
+  }),
   // At most the 10,000 newest entries (src/services/users.ts, exportData).
   auditTrail: Type.Array(Type.Ref(AuditLogEntrySchema), { maxItems: 10_000 })
 }, { $id: 'UserExport' })

@@ -17,6 +17,7 @@ import services from './plugins/app/services.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
 import oidcRoutes from './routes/oidc.js'
+import mfaRoutes from './routes/mfa.js'
 import usersRoutes from './routes/users.js'
 import redis from './plugins/external/redis.js'
 import helmet from './plugins/external/helmet.js'
@@ -38,6 +39,7 @@ import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
 import { ErrorDetailSchema, ErrorSchema } from '../schemas/common.js'
 import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, PaginationSchema, UserExportSchema } from '../schemas/user.js'
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
+import { MfaChallengeSchema, MfaStatusSchema } from '../schemas/mfa.js'
 import { ReadinessSchema } from '../schemas/health.js'
 import { CapturedEmailSchema } from '../schemas/test.js'
 import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchema, RegistrationOptionsSchema, RegistrationResponseSchema } from '../schemas/passkeys.js'
@@ -54,7 +56,7 @@ declare module 'fastify' {
 /** Components registered once and referenced by $id: they appear by name in the OpenAPI document. */
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
-  UserExportSchema, PermissionSchema, TokenPairSchema, MeSchema, SessionSchema, ReadinessSchema,
+  UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
   OidcProviderSchema, IdentitySchema, InvitationSchema
@@ -63,6 +65,9 @@ export const SHARED_SCHEMAS: TSchema[] = [
 const REDACT = [
   'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]',
   '*.password', '*.newPassword', '*.currentPassword', '*.passwordHash', '*.token', '*.refreshToken', '*.accessToken',
+  // Second factors: a logged body (or answer) must not carry a code, a recovery code or a TOTP secret.
+  // `code` only under a body: `*.code` would also hide every logged error's code.
+  'body.code', 'req.body.code', '*.recoveryCode', '*.recoveryCodes', '*.mfaToken', '*.secret', '*.otpauthUrl', '*.qrSvg',
   // A logged database error carries the statement's values (the embedded driver adds params) and,
   // for a constraint violation, the failing row in its detail: either may hold a password hash.
   'err.params', 'err.detail'
@@ -160,6 +165,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
   await app.register(passkeyRoutes, { prefix: '/api/v1/auth/passkeys' })
   await app.register(oidcRoutes, { prefix: '/api/v1/auth' })
+  await app.register(mfaRoutes, { prefix: '/api/v1/auth/mfa' })
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })

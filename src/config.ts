@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { envSchema } from 'env-schema'
 import proxyAddr from '@fastify/proxy-addr'
 import { Type, type Static } from '@sinclair/typebox'
@@ -21,6 +22,9 @@ export const EnvSchema = Type.Object({
   JWT_ISSUER: Type.String({ default: 'user-management-api' }),
   JWT_AUDIENCE: Type.String({ default: 'user-management-api' }),
   REFRESH_TOKEN_EXPIRY: Duration('7d'),
+  MFA_ENCRYPTION_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  MFA_ISSUER: Type.String({ default: 'User Management API', minLength: 1, maxLength: 100 }),
+  MFA_TOKEN_TTL: Duration('5m'),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   CORS_ORIGINS: Type.String({ default: '' }),
   ADMIN_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$' })),
@@ -74,6 +78,12 @@ export interface Config {
   jwtIssuer: string
   jwtAudience: string
   refreshTokenExpirySec: number
+  /** 32 bytes: seals TOTP secrets (AES-256-GCM) and keys the recovery-code hashes. */
+  mfaEncryptionKey: Buffer
+  /** The issuer an authenticator app shows next to the account. */
+  mfaIssuer: string
+  /** How long the mfaToken of a login awaiting its second factor lives. */
+  mfaTokenTtlSec: number
   logLevel: Env['LOG_LEVEL']
   corsOrigins: string[]
   adminEmail?: string
@@ -153,6 +163,23 @@ function secondsOf (name: string, value: string): number {
   const ms = parseDuration(value)
   if (ms === undefined) throw new ConfigError(`${name}: "${value}" is not a duration (e.g. 900, 15m, 7d)`)
   return ms / 1000
+}
+
+/**
+ * MFA_ENCRYPTION_KEY: 32 bytes as 64 hex digits or base64 (base64url too). Unset outside
+ * production, a key derived from JWT_SECRET (itself a development default there), so a development
+ * database keeps working across restarts; production refuses to start without a real one.
+ */
+export function mfaKeyOf (value: string | undefined, production: boolean, jwtSecret: string): Buffer {
+  if (value === undefined) {
+    if (production) throw new ConfigError('MFA_ENCRYPTION_KEY is required when NODE_ENV=production (32 bytes: openssl rand -base64 32)')
+    return createHash('sha256').update('development-only MFA key\0').update(jwtSecret).digest()
+  }
+  const v = value.trim()
+  const key = /^[0-9a-f]{64}$/i.test(v) ? Buffer.from(v, 'hex') : /^[A-Za-z0-9+/_-]{43}=?$/.test(v) ? Buffer.from(v, 'base64') : undefined
+  if (!key || key.length !== 32) throw new ConfigError('MFA_ENCRYPTION_KEY must be 32 bytes, as 64 hex digits or base64 (openssl rand -base64 32)')
+  if (new Set(key).size < 8) throw new ConfigError('MFA_ENCRYPTION_KEY is too weak (too few distinct bytes)')
+  return key
 }
 
 export function weakSecretReason (secret: string | undefined): string | undefined {
@@ -241,6 +268,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL,
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     jwtSecret: env.JWT_SECRET ?? DEV_SECRET,
+    mfaEncryptionKey: mfaKeyOf(env.MFA_ENCRYPTION_KEY, production, env.JWT_SECRET ?? DEV_SECRET),
+    mfaIssuer: env.MFA_ISSUER,
+    mfaTokenTtlSec: secondsOf('MFA_TOKEN_TTL', env.MFA_TOKEN_TTL),
     jwtExpirySec: secondsOf('JWT_EXPIRY', env.JWT_EXPIRY),
     jwtIssuer: env.JWT_ISSUER,
     jwtAudience: env.JWT_AUDIENCE,

@@ -17,6 +17,7 @@ export class AppError extends Error {
 export const validationError = (message: string, details?: ErrorDetail[]) => new AppError(400, 'VALIDATION_ERROR', message, details)
 export const unauthorized = (message = 'Authentication required') => new AppError(401, 'UNAUTHORIZED', message)
 export const invalidCredentials = (message = 'Invalid email or password') => new AppError(401, 'INVALID_CREDENTIALS', message)
+export const invalidMfaCode = () => new AppError(401, 'INVALID_MFA_CODE', 'The code is wrong, expired or already used')
 export const forbidden = (message = 'You do not have permission to do this') => new AppError(403, 'FORBIDDEN', message)
 export const notFound = (what = 'Resource') => new AppError(404, 'NOT_FOUND', `${what} not found`)
 export const conflict = (message: string) => new AppError(409, 'CONFLICT', message)

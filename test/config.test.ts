@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { loadConfig, ConfigError } from '../src/config.js'
 
@@ -58,7 +59,7 @@ t.test('production refuses a missing or weak JWT_SECRET', async t => {
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), ConfigError)
   t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' }), /JWT_SECRET/)
   t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'a'.repeat(64) }), /JWT_SECRET/)
-  const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'k3Q9v!x7Lm2#Rt8Zp4Wn6Yb1Hc5Jd0Fs' })
+  const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'k3Q9v!x7Lm2#Rt8Zp4Wn6Yb1Hc5Jd0Fs', MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64') })
   t.equal(config.production, true)
 })
 
@@ -100,4 +101,21 @@ t.test('OIDC_PROVIDERS, OIDC_REDIRECT_URIS and PUBLIC_URL', async t => {
   t.throws(() => loadConfig({ OIDC_PROVIDERS: JSON.stringify([provider]) }), { name: 'ConfigError', message: /OIDC_REDIRECT_URIS/ }, 'providers need redirect URIs')
   t.throws(() => loadConfig({ OIDC_REDIRECT_URIS: 'not-a-url' }), { name: 'ConfigError', message: /OIDC_REDIRECT_URIS/ })
   t.throws(() => loadConfig({ PUBLIC_URL: 'ftp://x' }), { name: 'ConfigError', message: /PUBLIC_URL/ })
+})
+
+t.test('MFA_ENCRYPTION_KEY: 32 bytes, required in production, a stable derived default elsewhere', async t => {
+  const production = { NODE_ENV: 'production', JWT_SECRET: 'k3Q9v!x7Lm2#Rt8Zp4Wn6Yb1Hc5Jd0Fs' }
+  t.throws(() => loadConfig(production), /MFA_ENCRYPTION_KEY is required when NODE_ENV=production/)
+  const key = randomBytes(32)
+  t.same(loadConfig({ ...production, MFA_ENCRYPTION_KEY: key.toString('base64') }).mfaEncryptionKey, key, 'base64')
+  t.same(loadConfig({ ...production, MFA_ENCRYPTION_KEY: key.toString('base64url') }).mfaEncryptionKey, key, 'base64url')
+  t.same(loadConfig({ ...production, MFA_ENCRYPTION_KEY: key.toString('hex') }).mfaEncryptionKey, key, 'hex')
+  for (const bad of [randomBytes(16).toString('base64'), randomBytes(33).toString('hex'), 'not a key', '0'.repeat(64)]) {
+    t.throws(() => loadConfig({ ...production, MFA_ENCRYPTION_KEY: bad }), /MFA_ENCRYPTION_KEY/, `refused: ${bad.slice(0, 12)}...`)
+    t.throws(() => loadConfig({ MFA_ENCRYPTION_KEY: bad }), /MFA_ENCRYPTION_KEY/, 'a bad key is refused in development too')
+  }
+  const dev = loadConfig({}).mfaEncryptionKey
+  t.equal(dev.length, 32, 'development: a 32-byte key')
+  t.same(loadConfig({}).mfaEncryptionKey, dev, 'the same on every start (a development database keeps working)')
+  t.notSame(loadConfig({ JWT_SECRET: 'another-development-secret' }).mfaEncryptionKey, dev, 'derived from JWT_SECRET')
 })

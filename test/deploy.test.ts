@@ -34,6 +34,7 @@ const ENV_NAMES = new Set(Object.keys(EnvSchema.properties))
 const DEFAULT_PORT = String(EnvSchema.properties.PORT.default)
 const exec = promisify(execFile)
 const strongSecret = () => randomBytes(48).toString('base64')
+const mfaKey = () => randomBytes(32).toString('base64')
 // One app for the probe routes and /metrics.
 const app = await build(t)
 
@@ -99,7 +100,7 @@ t.test('compose and .env.example: every variable they name is in the config sche
   t.ok(apiServices.length >= 2, `at least two API instances (${apiServices.map(([n]) => n).join(', ')})`)
   for (const [name, service] of apiServices) {
     for (const key of Object.keys(service.environment ?? {})) t.ok(ENV_NAMES.has(key), `${name}: ${key} is a config variable`)
-    const env = resolvedApiEnv(service.environment ?? {}, { JWT_SECRET: strongSecret(), ADMIN_PASSWORD: 'Compose-Check-9' })
+    const env = resolvedApiEnv(service.environment ?? {}, { JWT_SECRET: strongSecret(), MFA_ENCRYPTION_KEY: mfaKey(), ADMIN_PASSWORD: 'Compose-Check-9' })
     t.doesNotThrow(() => loadConfig(env), `${name}: its environment is a valid configuration`)
   }
 })
@@ -108,7 +109,7 @@ t.test('docker-compose config accepts the file with .env.example', { skip: !DOCK
   // A clean environment: the shell's own JWT_SECRET or LOG_LEVEL must not hide a missing default.
   const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() }
   const args = ['--env-file', '.env.example', '-f', 'docker-compose.yml', 'config', '-q']
-  await t.resolves(exec(DOCKER_COMPOSE!, args, { cwd: ROOT, env: { ...base, JWT_SECRET: strongSecret(), ADMIN_PASSWORD: 'Compose-Check-9' } }), 'valid once the secrets are filled in')
+  await t.resolves(exec(DOCKER_COMPOSE!, args, { cwd: ROOT, env: { ...base, JWT_SECRET: strongSecret(), MFA_ENCRYPTION_KEY: mfaKey(), ADMIN_PASSWORD: 'Compose-Check-9' } }), 'valid once the secrets are filled in')
   const refused = await exec(DOCKER_COMPOSE!, args, { cwd: ROOT, env: base }).then(() => undefined, (err: { stderr: string }) => err)
   t.match(refused?.stderr, /JWT_SECRET/, 'refused while JWT_SECRET is empty, as .env.example leaves it')
 })
@@ -353,7 +354,7 @@ t.test('Kubernetes: probes on real routes and ports, config names, rollout, drai
     }
   }
   const secretEnv = Object.assign({}, ...secrets.map(m => ({ ...m.stringData })))
-  t.doesNotThrow(() => loadConfig({ ...config, ...secretEnv, JWT_SECRET: strongSecret() }), 'ConfigMap + Secret (with a real JWT_SECRET) is a valid configuration')
+  t.doesNotThrow(() => loadConfig({ ...config, ...secretEnv, JWT_SECRET: strongSecret(), MFA_ENCRYPTION_KEY: mfaKey() }), 'ConfigMap + Secret (with a real JWT_SECRET and MFA_ENCRYPTION_KEY) is a valid configuration')
   t.throws(() => loadConfig({ ...config, ...secretEnv }), /JWT_SECRET/, 'the Secret template as it stands cannot start the service')
 
   // Rollout and draining.

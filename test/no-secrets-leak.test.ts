@@ -7,6 +7,7 @@ import { bufferedStdout } from '../src/lib/log-stream.js'
 import { hashToken } from '../src/lib/tokens.js'
 import { createUser, testConfig, uniqueEmail, validateResponses } from './helper.js'
 import { forgeJwt } from './auth-helpers.js'
+import { generate } from 'otplib'
 
 /**
  * One complete life of an account, driven over HTTP, with every response, log line and audit row
@@ -15,7 +16,8 @@ import { forgeJwt } from './auth-helpers.js'
  * logged): what keeps secrets out of it must be the app's own redaction, not the log's quietness.
  */
 
-type Kind = 'password' | 'access token' | 'refresh token' | 'verify token' | 'reset token' | 'token hash' | 'password hash' | 'bogus credential'
+type Kind = 'password' | 'access token' | 'refresh token' | 'verify token' | 'reset token' | 'token hash' | 'password hash' | 'bogus credential' |
+  'totp secret' | 'sealed secret' | 'totp code' | 'recovery code' | 'recovery code hash' | 'mfa token' | 'encryption key'
 
 const lines: string[] = []
 const stream = new Writable({ write (chunk, _encoding, done) { lines.push(...String(chunk).split('\n').filter(Boolean)); done() } })
@@ -67,10 +69,18 @@ async function call (label: string, options: InjectOptions & { url: string }, to
   const res = await app.inject({ ...options, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers } })
   const index = responses.push({ label, status: res.statusCode, body: res.body, headers: JSON.stringify(res.headers) }) - 1
   requestIds.add(String(res.headers['x-request-id']))
-  if (res.statusCode === 200 && /\/auth\/(login|refresh)$/.test(options.url)) {
-    const { accessToken, refreshToken } = res.json().data
-    issued(secret('access token', accessToken), index)
-    issued(secret('refresh token', refreshToken), index)
+  const data = res.statusCode === 200 ? res.json().data : undefined
+  if (data && /\/auth\/(login|refresh|mfa\/verify)$/.test(options.url)) {
+    if (data.mfaRequired) {
+      issued(secret('mfa token', data.mfaToken), index)
+    } else {
+      issued(secret('access token', data.accessToken), index)
+      issued(secret('refresh token', data.refreshToken), index)
+    }
+  }
+  if (data && options.url.endsWith('/auth/mfa/totp/setup')) issued(secret('totp secret', data.secret), index)
+  if (data && /\/auth\/mfa\/(totp\/confirm|recovery-codes)$/.test(options.url)) {
+    for (const code of data.recoveryCodes) issued(secret('recovery code', code), index)
   }
   return res
 }
@@ -91,6 +101,16 @@ async function newestToken (to: string, template: 'verify_email' | 'password_res
   const row = await db.selectFrom('emailOutbox').select('payload').where('toAddress', '=', to).where('template', '=', template)
     .orderBy('createdAt', 'desc').orderBy('id', 'desc').executeTakeFirstOrThrow()
   return secret(template === 'verify_email' ? 'verify token' : 'reset token', (row.payload as { token: string }).token)
+}
+
+/**
+ * A TOTP code of the step `offset` away from now, as a secret. Searched for as a JSON string: six
+ * bare digits turn up inside any timestamp.
+ */
+async function totpCode (totpSecret: string, offset = 0) {
+  const value = await generate({ secret: totpSecret, epoch: (Math.floor(Date.now() / 30_000) + offset) * 30 + 1 })
+  secret('totp code', `"${value}"`)
+  return value
 }
 
 const userIds = new Set<string>()
@@ -219,6 +239,50 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   await check(t, 'audit list', 200, { method: 'GET', url: `/api/v1/audit-logs?userId=${id}&limit=100` }, a)
   const sixth = await login(t, 'login for export', email, p3)
   await check(t, 'users export (self)', 200, { method: 'GET', url: `/api/v1/users/${id}/export` }, sixth.token)
+
+  // Second factors: TOTP set up and confirmed, two-step logins (a wrong code, a replay, a recovery
+  // code), new recovery codes, a disable, a second authenticator, and an administrator's reset.
+  secret('encryption key', config.mfaEncryptionKey.toString('base64'))
+  secret('encryption key', config.mfaEncryptionKey.toString('hex'))
+  const leftInStep = 30 - (Date.now() / 1000) % 30
+  if (leftInStep < 12) await new Promise(resolve => setTimeout(resolve, leftInStep * 1000 + 50))
+  const mfaUser = sixth.token
+  const setup = await check(t, 'totp setup', 200, { method: 'POST', url: '/api/v1/auth/mfa/totp/setup' }, mfaUser)
+  const totpSecret = setup.json().data.secret as string
+  await check(t, 'totp confirm: wrong code', 400, { method: 'POST', url: '/api/v1/auth/mfa/totp/confirm', payload: { code: secret('totp code', '"000000"') && '000000' } }, mfaUser)
+  const confirmed = await check(t, 'totp confirm', 200, { method: 'POST', url: '/api/v1/auth/mfa/totp/confirm', payload: { code: await totpCode(totpSecret, -1) } }, mfaUser)
+  const recoveryCodes = confirmed.json().data.recoveryCodes as string[]
+  const rememberMfaRecords = async () => {
+    for (const row of await db.selectFrom('userTotp').select('secretSealed').where('userId', '=', id).execute()) secret('sealed secret', row.secretSealed)
+    for (const row of await db.selectFrom('userRecoveryCodes').select('codeHash').where('userId', '=', id).execute()) secret('recovery code hash', row.codeHash)
+  }
+  await rememberMfaRecords()
+  const mfaLogin = () => check(t, 'login: second factor required', 200, { method: 'POST', url: '/api/v1/auth/login', payload: { email, password: p3 } })
+  const verify = (label: string, status: number, payload: Record<string, string>) => check(t, label, status, { method: 'POST', url: '/api/v1/auth/mfa/verify', payload })
+  const mfaToken = (await mfaLogin()).json().data.mfaToken as string
+  await verify('mfa verify: wrong code', 401, { mfaToken, code: await totpCode(totpSecret, -1) })
+  await verify('mfa verify: wrong recovery code', 401, { mfaToken, recoveryCode: secret('recovery code', `zz${randomUUID().slice(0, 8)}`) })
+  const current = await totpCode(totpSecret)
+  const verified = await verify('mfa verify', 200, { mfaToken, code: current })
+  await verify('mfa verify: spent token', 401, { mfaToken, code: current })
+  await verify('mfa verify: replayed code', 401, { mfaToken: (await mfaLogin()).json().data.mfaToken, code: current })
+  await verify('mfa verify: recovery code', 200, { mfaToken: (await mfaLogin()).json().data.mfaToken, recoveryCode: recoveryCodes[0] })
+  await verify('mfa verify: spent recovery code', 401, { mfaToken: (await mfaLogin()).json().data.mfaToken, recoveryCode: recoveryCodes[0] })
+  const twoFactor = verified.json().data.accessToken as string
+  await check(t, 'mfa status', 200, { method: 'GET', url: '/api/v1/auth/mfa' }, twoFactor)
+  await check(t, 'totp setup: already enabled', 409, { method: 'POST', url: '/api/v1/auth/mfa/totp/setup' }, twoFactor)
+  await check(t, 'recovery codes: wrong code', 401, { method: 'POST', url: '/api/v1/auth/mfa/recovery-codes', payload: { code: recoveryCodes[0] } }, twoFactor)
+  const regenerated = await check(t, 'recovery codes', 200, { method: 'POST', url: '/api/v1/auth/mfa/recovery-codes', payload: { code: await totpCode(totpSecret, 1) } }, twoFactor)
+  await rememberMfaRecords()
+  await check(t, 'users export (self) with TOTP', 200, { method: 'GET', url: `/api/v1/users/${id}/export` }, twoFactor)
+  await check(t, 'audit list with MFA', 200, { method: 'GET', url: `/api/v1/audit-logs?userId=${id}&limit=100` }, a)
+  await check(t, 'totp disable', 204, { method: 'POST', url: '/api/v1/auth/mfa/totp/disable', payload: { code: regenerated.json().data.recoveryCodes[0] } }, twoFactor)
+  const secondSetup = await check(t, 'totp setup again', 200, { method: 'POST', url: '/api/v1/auth/mfa/totp/setup' }, twoFactor)
+  await check(t, 'totp confirm again', 200, { method: 'POST', url: '/api/v1/auth/mfa/totp/confirm', payload: { code: await totpCode(secondSetup.json().data.secret, -1) } }, twoFactor)
+  await rememberMfaRecords()
+  await check(t, 'mfa reset by an administrator', 204, { method: 'POST', url: `/api/v1/users/${id}/mfa/reset` }, a)
+  await check(t, 'me: a login the reset ended', 401, { method: 'GET', url: '/api/v1/auth/me' }, twoFactor)
+
   await check(t, 'users erase', 204, { method: 'POST', url: `/api/v1/users/${managedId}/erase` }, a)
   await check(t, 'users get: erased', 404, { method: 'GET', url: `/api/v1/users/${managedId}` }, a)
 
@@ -238,18 +302,20 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   t.ok(logged('"authorization":"[redacted]"'), 'request lines carry the authorization header, redacted')
   t.ok(logged('"cookie":"[redacted]"'), 'and the cookie header, redacted')
   t.ok(logged('"msg":"database rejected the request"'), 'a database error is logged (the duplicate email)')
-  for (const field of ['password', 'currentPassword', 'newPassword', 'passwordHash', 'refreshToken', 'token']) {
+  for (const field of ['password', 'currentPassword', 'newPassword', 'passwordHash', 'refreshToken', 'token', 'code', 'recoveryCode', 'mfaToken']) {
     t.ok(logged(`"${field}":"[redacted]"`), `logged bodies carry ${field}, redacted`)
   }
   t.ok(lines.some(line => line.includes('email delivered') && line.includes('"template":"verify_email"') && line.includes(email)), 'the verification email was logged')
   t.ok(lines.some(line => line.includes('email delivered') && line.includes('"template":"password_reset"') && line.includes(email)), 'the reset email was logged')
   const actions = new Set(audit.map(row => row.action))
   for (const action of ['user.created', 'auth.login', 'auth.login_failed', 'auth.token_reused', 'user.email_verified', 'auth.password_reset',
-    'auth.password_changed', 'auth.session_revoked', 'auth.logout', 'user.updated', 'user.deleted', 'user.restored', 'user.erased']) {
+    'auth.password_changed', 'auth.session_revoked', 'auth.logout', 'user.updated', 'user.deleted', 'user.restored', 'user.erased',
+    'auth.mfa_enabled', 'auth.mfa_failed', 'auth.recovery_codes_regenerated', 'auth.mfa_disabled', 'user.mfa_reset']) {
     t.ok(actions.has(action), `an audit row ${action}`)
   }
   const kinds = new Set(secrets.values())
-  t.same([...kinds].sort(), ['access token', 'bogus credential', 'password', 'password hash', 'refresh token', 'reset token', 'token hash', 'verify token'], 'every kind of secret is searched for')
+  t.same([...kinds].sort(), ['access token', 'bogus credential', 'encryption key', 'mfa token', 'password', 'password hash', 'recovery code', 'recovery code hash',
+    'refresh token', 'reset token', 'sealed secret', 'token hash', 'totp code', 'totp secret', 'verify token'], 'every kind of secret is searched for')
   for (const [token, by] of issuedBy) {
     for (const index of by) t.ok(responses[index]?.body.includes(token), `${responses[index]?.label} carries the token it issued`)
   }

@@ -167,7 +167,7 @@ t.test('a new user is created, then signs in again through the same identity', a
   t.equal(me.json().data.firstName, 'Ada', 'the names come from the provider')
   t.equal(me.json().data.lastName, 'Lovelace')
   const logins = await auditOf(first.user.id, 'auth.login')
-  t.same(logins.map(l => l.changes), [{ method: 'oidc:idp' }], 'auth.login with method oidc:idp')
+  t.same(logins.map(l => l.changes), [{ method: 'oidc:idp', amr: ['oidc'] }], 'auth.login with method oidc:idp')
   t.equal((await auditOf(first.user.id, 'auth.identity_linked')).length, 1, 'auth.identity_linked')
 
   const again = await signedIn(t, await signIn(sub))

@@ -169,7 +169,7 @@ t.test('registering a passkey, then a passwordless login with it', async t => {
     t.equal(me.statusCode, 200, 'the token works')
     t.equal(me.json().data.id, user.id)
     const logins = await auditOf(user.id, 'auth.login')
-    t.same(logins.at(-1)?.changes, { method: 'passkey' }, 'auth.login with method passkey')
+    t.same(logins.at(-1)?.changes, { method: 'passkey', amr: ['passkey'] }, 'auth.login with method passkey')
     t.equal(await metric('logins_total{outcome="success"}'), successesBefore + 1, 'counted as a successful login')
     const [listed] = await app.passkeysService.list(user.id)
     t.ok(listed.lastUsedAt, 'lastUsedAt set')

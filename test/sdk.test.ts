@@ -4,8 +4,15 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { ApiError, createClient, type Tokens } from '../sdk/src/index.js'
+import { ApiError, createClient, isMfaChallenge, type LoginAnswer, type Tokens, type TokenPair } from '../sdk/src/index.js'
+import { generate } from 'otplib'
 import { build, createUser, PASSWORD, uniqueEmail } from './helper.js'
+
+/** The token pair of a login without a second factor. */
+function pairOf (answer: LoginAnswer): TokenPair {
+  if (isMfaChallenge(answer)) throw new Error('the login asked for a second factor')
+  return answer
+}
 
 interface Seen { method: string, path: string, status: number, code?: string, retryAfter?: string, requestId?: string }
 
@@ -60,7 +67,7 @@ t.test('the SDK over the default configuration', async t => {
     t.equal(sdk.tokens, null, 'no tokens before login')
     t.equal((await caught(t, sdk.GET('/api/v1/auth/me'))).code, 'UNAUTHORIZED', 'anonymous before login')
 
-    const answer = await sdk.login(user.email, user.password)
+    const answer = pairOf(await sdk.login(user.email, user.password))
     t.equal(answer.user.id, user.id, 'login answers with the user')
     t.same(sdk.tokens, { accessToken: answer.accessToken, refreshToken: answer.refreshToken }, 'the pair is held')
     t.same(saved, [sdk.tokens], 'onTokens got the pair')
@@ -84,6 +91,28 @@ t.test('the SDK over the default configuration', async t => {
     t.equal(wrong.status, 401)
     t.equal(wrong.code, 'INVALID_CREDENTIALS')
     t.equal(sdk.tokens, null, 'a failed login stores nothing')
+  })
+
+  t.test('a login with a second factor: the challenge, then verifyMfa keeps the pair', async t => {
+    const user = await createUser(app)
+    const owner = createClient({ baseUrl, tokens: tokensOf(user) })
+    const { data: setup } = await owner.POST('/api/v1/auth/mfa/totp/setup')
+    const secret = setup!.data.secret
+    // The previous step's code confirms (the server allows one step of drift), so the current one is still unused.
+    const confirm = await owner.POST('/api/v1/auth/mfa/totp/confirm', { body: { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) } })
+    t.equal(confirm.data?.data.recoveryCodes.length, 10)
+
+    const sdk = createClient({ baseUrl })
+    const answer = await sdk.login(user.email, user.password)
+    t.ok(isMfaChallenge(answer), 'the login answers the challenge')
+    t.equal(sdk.tokens, null, 'and keeps no tokens')
+    if (!isMfaChallenge(answer)) return
+    t.same(answer.methods, ['totp', 'recovery_code'])
+    const wrong = await caught(t, sdk.verifyMfa(answer.mfaToken, { recoveryCode: 'zzzzz-zzzzz' }))
+    t.equal(wrong.code, 'INVALID_MFA_CODE')
+    const pair = await sdk.verifyMfa(answer.mfaToken, { recoveryCode: confirm.data!.data.recoveryCodes[0] })
+    t.same(sdk.tokens, { accessToken: pair.accessToken, refreshToken: pair.refreshToken }, 'the pair is held')
+    t.equal((await sdk.GET('/api/v1/auth/me')).data?.data.id, user.id)
   })
 
   t.test('errors are ApiErrors with the status, the contract code, details and the request id', async t => {
@@ -186,7 +215,7 @@ t.test('automatic refresh (access tokens that live 3 s)', async t => {
       return response
     }
     const sdk = createClient({ baseUrl, fetch, onTokens: tokens => saved.push(tokens) })
-    const first = await sdk.login(user.email, user.password)
+    const first = pairOf(await sdk.login(user.email, user.password))
     await expire()
 
     const answers = await Promise.all(Array.from({ length: 10 }, () => sdk.GET('/api/v1/auth/me')))

@@ -5,6 +5,7 @@ import { buildApp, SHARED_SCHEMAS } from '../src/app.js'
 import { buildSerializer, serializationSchema } from '../src/lib/serializer.js'
 import { UserListResponseSchema, UserResponseSchema } from '../schemas/user.js'
 import { TokenPairResponseSchema } from '../schemas/auth.js'
+import { LoginResponseSchema } from '../schemas/mfa.js'
 import { Nullable, Timestamp } from '../schemas/common.js'
 import { testConfig } from './helper.js'
 
@@ -48,6 +49,14 @@ t.test('writes exactly what the schemas as written produce', async t => {
   const pair = serializers(TokenPairResponseSchema)
   const tokens = { success: true, data: { accessToken: 'a.b.c', refreshToken: 'r', tokenType: 'Bearer', expiresIn: 900, user: user(3) } }
   t.equal(pair.rewritten(tokens), pair.plain(tokens))
+
+  // The login answer: a union of two object shapes, written as one object with the properties of
+  // both (the properties both require come first, so compared as values).
+  const login = serializers(LoginResponseSchema)
+  t.strictSame(JSON.parse(login.rewritten(tokens)), JSON.parse(login.plain(tokens)), 'the token pair')
+  const challenge = { success: true, data: { mfaRequired: true, mfaToken: 'm', expiresIn: 300, methods: ['totp', 'recovery_code'] } }
+  t.strictSame(JSON.parse(login.rewritten(challenge)), JSON.parse(login.plain(challenge)), 'the challenge')
+  t.same(JSON.parse(login.rewritten({ ...challenge, data: { ...challenge.data, secret: 'never' } })), challenge, 'a property neither shape names is not written')
 })
 
 t.test('rewrites only nullable and string-literal unions, without touching the original', async t => {

@@ -3,7 +3,7 @@ import { as, assertError, build, createUser, PASSWORD, testConfig, uniqueEmail }
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 
-const PRODUCTION = { NODE_ENV: 'production', JWT_SECRET: 'k2J9xq7PzL4mW8vR1tY6uB3nC5hG0aSd' }
+const PRODUCTION = { NODE_ENV: 'production', JWT_SECRET: 'k2J9xq7PzL4mW8vR1tY6uB3nC5hG0aSd', MFA_ENCRYPTION_KEY: 'q1Ckf3LJ8m0Zx7VbN2pR5tW9yA4sD6gH0jK3lM8nB1c=' }
 
 t.test('with TEST_ENDPOINTS and the capture transport an admin reads the emails, tokens included', async t => {
   const app = await build(t, {}, { TEST_ENDPOINTS: 'true', EMAIL_TRANSPORT: 'capture' })

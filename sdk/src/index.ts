@@ -12,7 +12,13 @@ export type { components, operations, paths } from './schema.js'
 type Schemas = components['schemas']
 export type User = Schemas['User']
 export type AuditLogEntry = Schemas['AuditLogEntry']
-export type LoginAnswer = Schemas['TokenPair']
+export type TokenPair = Schemas['TokenPair']
+/** A login whose password was right, awaiting its second factor: finish it with verifyMfa. */
+export type MfaChallenge = Schemas['MfaChallenge']
+export type LoginAnswer = TokenPair | MfaChallenge
+export type SecondFactor = { code: string } | { recoveryCode: string }
+
+export const isMfaChallenge = (answer: LoginAnswer): answer is MfaChallenge => 'mfaRequired' in answer && answer.mfaRequired
 
 type QueryOf<Path extends keyof paths> = paths[Path] extends { get: { parameters: { query?: infer Q } } } ? NonNullable<Q> : never
 // Partial: the document marks query parameters that have a default as required.
@@ -35,8 +41,13 @@ export interface ClientOptions {
 export type UserManagementClient = Client<paths> & {
   /** The pair in use, or null when logged out. */
   readonly tokens: Tokens | null
-  /** Logs in and keeps the token pair; resolves with the service's answer (tokens and user). */
+  /**
+   * Logs in and keeps the token pair; resolves with the service's answer (tokens and user). With a
+   * second factor enrolled it resolves with the challenge instead (isMfaChallenge) and keeps nothing.
+   */
   login (email: string, password: string): Promise<LoginAnswer>
+  /** The second step of a login: the challenge's mfaToken with a TOTP or recovery code; keeps the pair. */
+  verifyMfa (mfaToken: string, factor: SecondFactor): Promise<TokenPair>
   /** Ends this login on the service and forgets the tokens. */
   logout (): Promise<void>
   /** Every user that matches, following nextCursor page after page. */
@@ -79,6 +90,12 @@ export function createClient (options: ClientOptions): UserManagementClient {
     get tokens () { return session.tokens },
     async login (email: string, password: string) {
       const { data } = await anonymous.POST('/api/v1/auth/login', { body: { email, password } })
+      const answer = data!.data
+      if (!isMfaChallenge(answer)) session.set(answer)
+      return answer
+    },
+    async verifyMfa (mfaToken: string, factor: SecondFactor) {
+      const { data } = await anonymous.POST('/api/v1/auth/mfa/verify', { body: { mfaToken, ...factor } })
       session.set(data!.data)
       return data!.data
     },

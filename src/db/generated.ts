@@ -62,6 +62,17 @@ export interface Invitations {
   tokenHash: string;
 }
 
+export interface MfaChallenges {
+  amr: string[];
+  createdAt: Generated<Timestamp>;
+  expiresAt: Timestamp;
+  id: Generated<string>;
+  method: string;
+  spentAt: Timestamp | null;
+  tokenHash: string;
+  userId: string;
+}
+
 export interface OidcAuthRequests {
   browserHash: string;
   codeVerifier: string;
@@ -157,6 +168,14 @@ export interface UserProfiles {
   userId: string;
 }
 
+export interface UserRecoveryCodes {
+  codeHash: string;
+  createdAt: Generated<Timestamp>;
+  id: Generated<string>;
+  usedAt: Timestamp | null;
+  userId: string;
+}
+
 export interface UserRoles {
   createdAt: Generated<Timestamp>;
   roleId: string;
@@ -181,6 +200,7 @@ export interface Users {
 }
 
 export interface UserSessions {
+  amr: Generated<string[]>;
   createdAt: Generated<Timestamp>;
   expiresAt: Timestamp;
   id: Generated<string>;
@@ -188,6 +208,14 @@ export interface UserSessions {
   lastUsedAt: Generated<Timestamp>;
   revokedAt: Timestamp | null;
   userAgent: string | null;
+  userId: string;
+}
+
+export interface UserTotp {
+  confirmedAt: Timestamp | null;
+  createdAt: Generated<Timestamp>;
+  lastTimeStep: Int8 | null;
+  secretSealed: string;
   userId: string;
 }
 
@@ -205,6 +233,7 @@ export interface DB {
   emailVerificationTokens: EmailVerificationTokens;
   invitationRoles: InvitationRoles;
   invitations: Invitations;
+  mfaChallenges: MfaChallenges;
   oidcAuthRequests: OidcAuthRequests;
   oidcLoginCodes: OidcLoginCodes;
   passwordResetTokens: PasswordResetTokens;
@@ -214,8 +243,10 @@ export interface DB {
   userIdentities: UserIdentities;
   userPasskeys: UserPasskeys;
   userProfiles: UserProfiles;
+  userRecoveryCodes: UserRecoveryCodes;
   userRoles: UserRoles;
   users: Users;
   userSessions: UserSessions;
+  userTotp: UserTotp;
   webauthnChallenges: WebauthnChallenges;
 }

@@ -3,7 +3,7 @@ export interface AppMetrics {
   /** A statement's duration, by its kind (select, insert, update, delete, other). */
   observeQuery (sql: string, seconds: number): void
   rateLimited (budget: 'api' | 'auth' | 'user'): void
-  login (outcome: 'success' | 'failure' | 'locked'): void
+  login (outcome: 'success' | 'failure' | 'locked' | 'mfa_required'): void
   refreshRotated (): void
   refreshReused (): void
   /** The breached-password check did not answer (timeout) or failed (error): the password was let through. */

@@ -15,11 +15,11 @@ const isStringLiteral = (schema: unknown) => isObject(schema) && typeof schema.c
  * OpenAPI document keep the schemas as written. (The checks it drops only ever caught our own
  * bugs, as a 500.)
  */
-export function serializationSchema (schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(serializationSchema)
+export function serializationSchema (schema: unknown, resolve: Resolve = () => undefined): unknown {
+  if (Array.isArray(schema)) return schema.map(item => serializationSchema(item, resolve))
   if (!isObject(schema)) return schema
   const out: Schema = {}
-  for (const [key, value] of Object.entries(schema)) out[key] = serializationSchema(value)
+  for (const [key, value] of Object.entries(schema)) out[key] = serializationSchema(value, resolve)
   const anyOf = out.anyOf
   if (!Array.isArray(anyOf)) return out
   const { anyOf: _, ...siblings } = out
@@ -28,12 +28,40 @@ export function serializationSchema (schema: unknown): unknown {
     if (isObject(other) && !('anyOf' in other)) return { ...siblings, ...other, nullable: true }
   }
   if (anyOf.every(isStringLiteral)) return { ...siblings, type: 'string', enum: anyOf.map(branch => (branch as Schema).const) }
-  return out
+  const merged = objectUnion(anyOf, resolve)
+  return merged ? { ...siblings, ...merged } : out
+}
+
+type Resolve = (ref: string) => Schema | undefined
+
+/** What decides how a value is written: its schema without the words for readers. */
+const writtenAs = (schema: unknown) => JSON.stringify(schema, (key, value) => ['description', 'title', 'examples'].includes(key) ? undefined : value)
+
+/**
+ * A union of two object shapes (the login answer: the token pair, or the mfaRequired challenge) is
+ * written as one object with the properties of both, required only where both require them: each
+ * answer holds one shape, and only the properties named are written, so the output is the same.
+ * As an anyOf, fast-json-stringify would have ajv compile both shapes whole, which it cannot once
+ * the rewrites above put `nullable` beside a $ref (and it would cost a validation per answer).
+ * Shapes that share a property with different schemas are left alone.
+ */
+function objectUnion (anyOf: unknown[], resolve: Resolve): Schema | undefined {
+  if (anyOf.length !== 2) return undefined
+  const shapes = anyOf.map(branch => isObject(branch) && typeof branch.$ref === 'string' ? resolve(branch.$ref) : branch)
+  if (!shapes.every(shape => isObject(shape) && shape.type === 'object' && isObject(shape.properties))) return undefined
+  const [a, b] = shapes.map(shape => serializationSchema(shape, resolve) as Schema & { properties: Schema, required?: string[] })
+  for (const [name, schema] of Object.entries(b.properties)) {
+    if (name in a.properties && writtenAs(a.properties[name]) !== writtenAs(schema)) return undefined
+  }
+  const required = (a.required ?? []).filter(name => (b.required ?? []).includes(name))
+  return { type: 'object', properties: { ...a.properties, ...b.properties }, ...(required.length ? { required } : {}) }
 }
 
 /** Fastify's own serializer factory (fast-json-stringify), given the rewritten schemas. */
 export const buildSerializer: SerializerFactory = (externalSchemas, options) => {
-  const rewritten = Object.fromEntries(Object.entries(externalSchemas ?? {}).map(([id, schema]) => [id, serializationSchema(schema)]))
+  const shared = (externalSchemas ?? {}) as Record<string, Schema>
+  const resolve: Resolve = ref => shared[ref.replace(/#$/, '')]
+  const rewritten = Object.fromEntries(Object.entries(shared).map(([id, schema]) => [id, serializationSchema(schema, resolve)]))
   const compile = SerializerSelector()(rewritten, options)
-  return route => compile({ ...route, schema: serializationSchema(route.schema) })
+  return route => compile({ ...route, schema: serializationSchema(route.schema, resolve) })
 }

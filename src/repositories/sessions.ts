@@ -11,17 +11,17 @@ import { recordLoginReturning, selectUsers, type UserWithRelationsRow } from './
  * checked; pending unless allowPending).
  */
 export async function startLogin (db: Executor, compiled: CompiledQueries,
-  login: { userId: string, allowPending: boolean, userAgent: string | null, ip: string | null, expiresAt: Date, tokenHash: string },
+  login: { userId: string, allowPending: boolean, amr: string[], userAgent: string | null, ip: string | null, expiresAt: Date, tokenHash: string },
   audit: ReturnType<typeof auditRow>): Promise<(UserWithRelationsRow & { sessionId: string }) | undefined> {
   const userAgent = login.userAgent?.slice(0, 512) ?? null
-  const parameters = [login.userId, login.allowPending, userAgent, login.ip, login.expiresAt, login.tokenHash,
+  const parameters = [login.userId, login.allowPending, userAgent, login.ip, login.expiresAt, login.amr, login.tokenHash,
     audit.action, audit.userId, audit.actorId, audit.changes, audit.ip, audit.userAgent, audit.requestId]
   const result = await compiled.run(db, 'startLogin', parameters, () => {
     const query = sql<UserWithRelationsRow & { sessionId: string }>`
       with u as (${recordLoginReturning(db, login.userId, login.allowPending)}),
       s as (
-        insert into user_sessions (user_id, user_agent, ip, expires_at)
-        select u.id, ${userAgent}, ${login.ip}, ${login.expiresAt} from u returning id, user_id, expires_at
+        insert into user_sessions (user_id, user_agent, ip, expires_at, amr)
+        select u.id, ${userAgent}, ${login.ip}, ${login.expiresAt}, ${login.amr}::text[] from u returning id, user_id, expires_at
       ), rt as (
         insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
         select s.id, s.user_id, ${login.tokenHash}, s.expires_at from s
@@ -38,7 +38,7 @@ export async function startLogin (db: Executor, compiled: CompiledQueries,
 /**
  * Rotates a refresh token in one statement: marks it spent if, and only if, it is still usable
  * (unspent, unexpired, its session live, its user active), stores its successor with the
- * session's expiry and reads the user as returned. The session is not written: its last use is
+ * session's expiry and reads the user as returned, with the login's amr. The session is not written: its last use is
  * when its newest refresh token was made (lastUsed). Of several concurrent
  * callers exactly one gets a row back: the others wait for its row lock, then see spent_at set,
  * and nothing is written for them.
@@ -46,19 +46,19 @@ export async function startLogin (db: Executor, compiled: CompiledQueries,
 export async function rotateRefreshToken (db: Executor, compiled: CompiledQueries, tokenHash: string, successorHash: string) {
   const result = await compiled.run(db, 'rotateRefreshToken', [tokenHash, successorHash], () => {
     const user = selectUsers(db).where('u.id', '=', sql<string>`spent.user_id`)
-    const query = sql<UserWithRelationsRow & { sessionId: string }>`
+    const query = sql<UserWithRelationsRow & { sessionId: string, amr: string[] }>`
       with spent as (
         update refresh_tokens rt set spent_at = now()
         from user_sessions s, users u
         where rt.token_hash = ${tokenHash} and rt.spent_at is null and rt.expires_at > now()
           and s.id = rt.session_id and s.revoked_at is null and s.expires_at > now()
           and u.id = rt.user_id and u.deleted_at is null and u.erased_at is null and u.status <> 'suspended'
-        returning rt.session_id, rt.user_id, s.expires_at
+        returning rt.session_id, rt.user_id, s.expires_at, s.amr
       ), successor as (
         insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
         select session_id, user_id, ${successorHash}, expires_at from spent
       )
-      select spent.session_id, the_user.* from spent cross join lateral (${user}) the_user`
+      select spent.session_id, spent.amr, the_user.* from spent cross join lateral (${user}) the_user`
     return { compile: () => query.compile(db) }
   })
   return result.rows[0]

@@ -1,6 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
+import { deleteMfaRecords } from './mfa.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
 import { deleteUserPasskeys } from './passkeys.js'
@@ -189,6 +190,7 @@ export async function deletePersonalRecords (db: Executor, userId: string, email
   await deleteUserPasskeys(db, userId)
   await db.deleteFrom('userIdentities').where('userId', '=', userId).execute()
   await db.deleteFrom('oidcLoginCodes').where('userId', '=', userId).execute()
+  await deleteMfaRecords(db, userId)
   await db.deleteFrom('emailOutbox')
     .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', userId)]))
     .execute()

@@ -6,6 +6,7 @@ import {
 } from '../../schemas/auth.js'
 import { InvitationAcceptSchema } from '../../schemas/invitation.js'
 import { UserResponseSchema } from '../../schemas/user.js'
+import { LoginResponseSchema } from '../../schemas/mfa.js'
 import { contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
@@ -41,13 +42,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     schema: {
       operationId: 'login',
       tags,
-      summary: 'Log in with email and password',
-      description: 'Anonymous. An unknown email, a wrong password and a suspended account are the same 401 INVALID_CREDENTIALS. After ' +
+      summary: 'Log in with email and password (with a second factor enrolled: the mfaToken for POST /auth/mfa/verify)',
+      description: 'Anonymous. The answer is the token pair, or, when the user has a second factor enrolled, { mfaRequired: true, mfaToken, ' +
+        'expiresIn, methods } to finish with POST /auth/mfa/verify. An unknown email, a wrong password and a suspended account are the same 401 INVALID_CREDENTIALS. After ' +
         'LOGIN_MAX_FAILURES failures within LOGIN_LOCK_WINDOW the account answers 429 with Retry-After until the window ends; ' +
         `an unverified account is 403 when REQUIRE_EMAIL_VERIFICATION is on. ${AUTH_BUDGET}`,
       security: anonymous,
       body: LoginSchema,
-      response: { 200: TokenPairResponseSchema, ...errors(400, 401, 403, 429) }
+      response: { 200: LoginResponseSchema, ...errors(400, 401, 403, 429) }
     }
   }, async request => {
     const pair = await authService.login(contextOf(request), request.body.email, request.body.password)

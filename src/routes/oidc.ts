@@ -1,7 +1,7 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { EmptyResponse, errors, IdParamsSchema } from '../../schemas/common.js'
-import { TokenPairResponseSchema } from '../../schemas/auth.js'
+import { LoginResponseSchema } from '../../schemas/mfa.js'
 import {
   IdentityListResponseSchema, OidcAuthorizeQuerySchema, OidcCallbackQuerySchema, OidcExchangeSchema,
   OidcProviderListResponseSchema, OidcProviderParamsSchema, RedirectResponse
@@ -100,7 +100,7 @@ const oidcRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
         `REQUIRE_EMAIL_VERIFICATION is on. ${AUTH_BUDGET}`,
       security: anonymous,
       body: OidcExchangeSchema,
-      response: { 200: TokenPairResponseSchema, ...errors(400, 401, 403, 429) }
+      response: { 200: LoginResponseSchema, ...errors(400, 401, 403, 429) }
     }
   }, async request => {
     return { success: true as const, data: await oidcService.exchange(contextOf(request), request.body.code) }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { EmptyResponse, errors, IdParamsSchema } from '../../schemas/common.js'
-import { TokenPairResponseSchema } from '../../schemas/auth.js'
+import { LoginResponseSchema } from '../../schemas/mfa.js'
 import {
   LoginOptionsBodySchema, LoginOptionsResponseSchema, LoginVerifyBodySchema, PasskeyResponseSchema,
   RegisterVerifyBodySchema, RegistrationOptionsResponseSchema
@@ -99,7 +99,7 @@ const passkeyRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
         `amr ["passkey"]; audited as auth.login with method passkey. ${CEREMONY} ${AUTH_BUDGET}`,
       security: anonymous,
       body: LoginVerifyBodySchema,
-      response: { 200: TokenPairResponseSchema, ...errors(400, 401, 403, 429) }
+      response: { 200: LoginResponseSchema, ...errors(400, 401, 403, 429) }
     }
   }, async request => {
     const pair = await passkeysService.login(contextOf(request), request.body.challengeId, request.body.response)

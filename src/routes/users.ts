@@ -157,6 +157,23 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     return { success: true as const, data: user }
   })
 
+  fastify.post('/:id/mfa/reset', {
+    preHandler: authorize('users:write'),
+    schema: {
+      operationId: 'resetUserMfa',
+      tags: ['users'],
+      summary: "Remove a user's second factors (TOTP, recovery codes, passkeys) and revoke its logins",
+      description: 'Needs users:write, and not on oneself (403: disable your own factors with a code instead). For a user who lost their ' +
+        'authenticator: it logs in with its password alone afterwards. Unknown or deleted users are 404.',
+      security,
+      params: IdParamsSchema,
+      response: { 204: EmptyResponse, ...errors(400, 401, 403, 404, 429) }
+    }
+  }, async (request, reply) => {
+    await fastify.mfaService.reset(contextOf(request), request.params.id)
+    return reply.code(204).send(null)
+  })
+
   fastify.put('/:id/roles', {
     preHandler: authorize('roles:manage'),
     schema: {

@@ -3,11 +3,12 @@ import { NO_METRICS, type AppMetrics } from '../lib/app-metrics.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
 import {
-  forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized
+  forbidden, invalidCredentials, invalidToken, notFound, tokenReused, unauthorized, validationError
 } from '../errors.js'
 import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '../lib/password.js'
 import { hashToken, randomToken } from '../lib/tokens.js'
 import type { AttemptOutcome } from '../lib/login-attempts.js'
+import type { LoginGuard } from './login-throttle.js'
 import { createMemoryTtlCache, type TtlCache } from '../lib/ttl-cache.js'
 import { auditRow, insertAudit } from '../repositories/audit.js'
 import * as sessions from '../repositories/sessions.js'
@@ -20,28 +21,29 @@ import type { RequestContext } from './context.js'
 import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
+import type { MfaService } from './mfa.js'
 
-/** amr (RFC 8176): how the login was authenticated, e.g. ["pwd"] or ["passkey"]. */
+export type { LoginAttempt, LoginGuard } from './login-throttle.js'
+import * as mfaRecords from '../repositories/mfa.js'
+import type { MfaChallenge, MfaVerify } from '../../schemas/mfa.js'
+
+/** amr: how the login was authenticated (RFC 8176 names: pwd, otp, ...). Older tokens lack it. */
 export interface AccessClaims { sub: string, sid: string, typ: 'access', amr?: string[] }
 
-/** How a login was established: the token's amr and the audit row's changes.method. */
-export interface SignInMethod { amr: string[], method: string }
-
-const PASSWORD_RESET_TTL_MS = 3600_000
+/** Factors that already prove more than a password: a login made with one needs no second step. */
+const STRONG_FACTORS = new Set(['otp', 'passkey'])
 
 /**
- * Login throttling. login() begins an attempt before it looks at the password (begin throws 429
- * RATE_LIMITED while the account or address is locked) and ends it with its outcome: a wrong
- * password counts as a failure, a right one never does. Unknown emails fail the same way, so a
- * lockout does not reveal which accounts exist.
+ * How signIn's caller established the identity: amr as the access token will carry it (['pwd'],
+ * ['passkey'], ['oidc']), the auth.login row's changes.method (password, passkey, oidc:<name>,
+ * invitation) and anything that row should add.
  */
-export interface LoginGuard {
-  begin (email: string, ctx: RequestContext): Promise<LoginAttempt>
-}
+export interface SignInOptions { amr: string[], method: string, audit?: Record<string, unknown> }
 
-export interface LoginAttempt {
-  end (outcome: AttemptOutcome): Promise<void>
-}
+export type LoginAnswer = TokenPair | MfaChallenge
+
+const PASSWORD_RESET_TTL_MS = 3600_000
+const MFA_TOKEN_INVALID = 'The MFA token is invalid, spent or expired; log in again'
 
 const openLoginGuard: LoginGuard = {
   begin: async () => ({ end: async () => {} })
@@ -54,6 +56,7 @@ export interface AuthServiceDeps {
   hasher: PasswordHasher
   usersService: UsersService
   emails: EmailOutbox
+  mfaService: MfaService
   signAccessToken: (claims: AccessClaims) => string
   loginGuard?: LoginGuard
   /**
@@ -67,13 +70,13 @@ export interface AuthServiceDeps {
 }
 
 export function createAuthService ({
-  db, compiled, config, hasher, usersService, emails, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
+  db, compiled, config, hasher, usersService, emails, mfaService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
   metrics = NO_METRICS, passwordPolicy = createPasswordPolicy()
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
-  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string, amr?: string[]): TokenPair {
+  function tokenPair (user: UserWithRelationsRow, sessionId: string, refreshToken: string, amr: string[]): TokenPair {
     return {
-      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access', ...(amr ? { amr } : {}) }),
+      accessToken: signAccessToken({ sub: user.id, sid: sessionId, typ: 'access', amr }),
       refreshToken,
       tokenType: 'Bearer',
       expiresIn: Math.round(config.jwtExpirySec),
@@ -82,28 +85,49 @@ export function createAuthService ({
   }
 
   /**
-   * Finishes a login for an identity already established (a password, a passkey assertion, an
-   * external provider) in one statement: the last login, the session and its first refresh
-   * token, auth.login with the method. Only a user who may log in gets one: live, not suspended,
-   * and verified when REQUIRE_EMAIL_VERIFICATION says so. In the caller's transaction when given one.
+   * The new login itself, in one statement: the last login, the session (with its amr, kept by its
+   * refreshes) and its first refresh token, auth.login with the method. Only a user who may log in
+   * gets one: live, not suspended, and verified when REQUIRE_EMAIL_VERIFICATION says so. In the
+   * caller's transaction when given one.
    */
-  async function signIn (ctx: RequestContext, userId: string, { amr, method }: SignInMethod, ex: Executor = db): Promise<TokenPair> {
+  async function startLogin (ex: Executor, ctx: RequestContext, userId: string, { amr, method, audit }: SignInOptions): Promise<TokenPair> {
     const refreshToken = randomToken()
     const started = await sessions.startLogin(ex, compiled, {
       userId,
       allowPending: !config.requireEmailVerification,
+      amr,
       userAgent: ctx.userAgent,
       ip: ctx.ip,
       tokenHash: hashToken(refreshToken),
       expiresAt: new Date(Date.now() + config.refreshTokenExpirySec * 1000)
-    }, auditRow({ ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method } }))
+    }, auditRow({ ...ctx, actorId: userId }, { action: 'auth.login', userId, changes: { method, amr, ...audit } }))
     if (!started) {
       const user = await users.findUserById(ex, compiled, userId)
       if (user?.status === 'pending') throw forbidden('Verify your email address before logging in')
       throw unauthorized('This account cannot sign in')
     }
-    metrics.login('success')
     return tokenPair(started, started.sessionId, refreshToken, amr)
+  }
+
+  /**
+   * Finishes a login for an identity a first factor has established (a password, a passkey, an
+   * OpenID Connect provider): the caller has checked the credential. Issues the token pair, with
+   * `amr` in the access token and kept by its refreshes; or, when the user has a second factor
+   * enrolled and `amr` holds no strong factor yet (otp, passkey), answers mfaRequired with a
+   * single-use mfaToken for POST /auth/mfa/verify, which finishes it.
+   */
+  async function signIn (ctx: RequestContext, userId: string, options: SignInOptions): Promise<LoginAnswer> {
+    const methods = options.amr.some(factor => STRONG_FACTORS.has(factor)) ? [] : await mfaService.enrolledMethods(userId)
+    if (methods.length > 0) {
+      const mfaToken = randomToken()
+      const expiresAt = new Date(Date.now() + config.mfaTokenTtlSec * 1000)
+      await mfaRecords.insertMfaChallenge(db, { userId, tokenHash: hashToken(mfaToken), amr: options.amr, method: options.method, expiresAt })
+      metrics.login('mfa_required')
+      return { mfaRequired: true, mfaToken, expiresIn: Math.max(1, Math.round(config.mfaTokenTtlSec)), methods }
+    }
+    const pair = await startLogin(db, ctx, userId, options)
+    metrics.login('success')
+    return pair
   }
 
   function actorOf (ctx: RequestContext) {
@@ -132,13 +156,15 @@ export function createAuthService ({
 
   return {
     signIn,
+    /** A login with no second step possible (an account just created by accepting an invitation). */
+    startLogin,
 
     register (ctx: RequestContext, body: Register): Promise<User> {
       const status = config.requireEmailVerification ? 'pending' : 'active'
       return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
     },
 
-    async login (ctx: RequestContext, email: string, password: string): Promise<TokenPair> {
+    async login (ctx: RequestContext, email: string, password: string): Promise<LoginAnswer> {
       const normalized = email.trim().toLowerCase()
       const attempt = await loginGuard.begin(normalized, ctx).catch(err => { metrics.login('locked'); throw err })
       // Anything that ends the attempt before the password is judged (a database error) counts as nothing.
@@ -168,11 +194,38 @@ export function createAuthService ({
         // A legacy or weaker hash is replaced now that the password is known (see password-hashes.ts);
         // only if it is still the one verified, so a password changed meanwhile is not undone.
         if (account.passwordHash !== null && hasher.needsRehash(account.passwordHash)) await users.replacePasswordHash(db, account.id, account.passwordHash, await hasher.hash(password))
-        return await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' })
+        // A login still awaiting its second factor has not succeeded either: it neither counts nor
+        // clears the failures so far, or knowing the password would wipe the count of wrong codes.
+        outcome = 'abandoned'
+        const answer = await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' })
+        if (!('mfaRequired' in answer)) outcome = 'passed'
+        return answer
       } finally {
         if (outcome === 'failed') metrics.login('failure')
         await attempt.end(outcome)
       }
+    },
+
+    /**
+     * The second step of a login: the mfaToken (single use, MFA_TOKEN_TTL) with a TOTP or recovery
+     * code. A wrong code is 401 INVALID_MFA_CODE and counts toward the account's lockout; the
+     * token stays usable for another try until it expires or the account locks.
+     */
+    async verifyMfa (ctx: RequestContext, body: MfaVerify): Promise<TokenPair> {
+      const factors = [body.code === undefined ? [] : [{ totp: body.code.trim() }], body.recoveryCode === undefined ? [] : [{ recoveryCode: body.recoveryCode }]].flat()
+      if (factors.length !== 1) {
+        throw validationError('Send exactly one of code and recoveryCode with the mfaToken', [{ field: 'code', message: 'exactly one of code and recoveryCode is required' }])
+      }
+      const tokenHash = hashToken(body.mfaToken)
+      const challenge = await mfaRecords.findMfaChallenge(db, tokenHash)
+      if (!challenge) throw unauthorized(MFA_TOKEN_INVALID)
+      const pair = await mfaService.withSecondFactor(ctx, challenge, factors[0],
+        (trx, method) => startLogin(trx, ctx, challenge.userId, { amr: [...challenge.amr, 'otp'], method: challenge.method, audit: { secondFactor: method } }),
+        // Of two verifications of one token, one spends it and the other waits for its row lock,
+        // then fails here, before its code is looked at: a double submit is not a wrong code.
+        async trx => { if (!await mfaRecords.spendMfaChallenge(trx, tokenHash)) throw unauthorized(MFA_TOKEN_INVALID) })
+      metrics.login('success')
+      return pair
     },
 
     /**
@@ -185,7 +238,7 @@ export function createAuthService ({
       const successor = randomToken()
       const rotate = async (ex: Executor) => {
         const rotated = await sessions.rotateRefreshToken(ex, compiled, tokenHash, hashToken(successor))
-        return rotated && tokenPair(rotated, rotated.sessionId, successor)
+        return rotated && tokenPair(rotated, rotated.sessionId, successor, rotated.amr)
       }
       const pair = config.refreshReuseGraceSec === 0
         ? await rotate(db)

@@ -112,7 +112,7 @@ export function createInvitationsService ({ db, hasher, passwordPolicy, emails, 
         }, { actorIsNewUser: true, auditNote: { invitationId: invitation.id } })
         await invitations.markInvitationAccepted(trx, invitation.id, user.id)
         await insertAudit(trx, { ...ctx, actorId: user.id }, { action: 'invitation.accepted', userId: user.id, changes: { invitationId: invitation.id } })
-        return authService.signIn(ctx, user.id, { amr: ['pwd'], method: 'invitation' }, trx)
+        return authService.startLogin(trx, ctx, user.id, { amr: ['pwd'], method: 'invitation' })
       })
     }
   }

@@ -2,8 +2,22 @@ import { createHash, randomUUID } from 'node:crypto'
 import { normalizeIP } from '@fastify/rate-limit'
 import type { Config } from '../config.js'
 import { rateLimited } from '../errors.js'
-import type { AttemptStore, Budget } from '../lib/login-attempts.js'
-import type { LoginGuard } from './auth.js'
+import type { AttemptOutcome, AttemptStore, Budget } from '../lib/login-attempts.js'
+import type { RequestContext } from './context.js'
+
+/**
+ * Login throttling. login() begins an attempt before it looks at the password (begin throws 429
+ * RATE_LIMITED while the account or address is locked) and ends it with its outcome: a wrong
+ * password (or second-factor code) counts as a failure, a right one never does. Unknown emails fail the same way, so a
+ * lockout does not reveal which accounts exist.
+ */
+export interface LoginGuard {
+  begin (email: string, ctx: RequestContext): Promise<LoginAttempt>
+}
+
+export interface LoginAttempt {
+  end (outcome: AttemptOutcome): Promise<void>
+}
 
 // Keyed by a hash: Redis never holds an email address.
 const accountKey = (email: string) => `login:account:${createHash('sha256').update(email.trim().toLowerCase()).digest('base64url')}`

@@ -10,9 +10,8 @@ import { insertAudit } from '../repositories/audit.js'
 import * as identities from '../repositories/identities.js'
 import * as users from '../repositories/users.js'
 import type { Identity } from '../../schemas/oidc.js'
-import type { TokenPair } from '../../schemas/auth.js'
 import type { UserStatus } from '../../schemas/user.js'
-import type { AuthService } from './auth.js'
+import type { AuthService, LoginAnswer } from './auth.js'
 import type { RequestContext } from './context.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
@@ -167,7 +166,7 @@ export function createOidcService ({ db, config, clients, authService, emails }:
     },
 
     /** The callback's one-time code for the login answer (60 s, once). */
-    async exchange (ctx: RequestContext, code: string): Promise<TokenPair> {
+    async exchange (ctx: RequestContext, code: string): Promise<LoginAnswer> {
       const row = await identities.spendLoginCode(db, hashToken(code))
       if (!row) throw invalidToken('The code is invalid, spent or expired')
       return authService.signIn(ctx, row.userId, { amr: ['oidc'], method: `oidc:${row.provider}` })

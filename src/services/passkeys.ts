@@ -11,9 +11,8 @@ import { NO_METRICS, type AppMetrics } from '../lib/app-metrics.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as passkeys from '../repositories/passkeys.js'
 import * as users from '../repositories/users.js'
-import type { TokenPair } from '../../schemas/auth.js'
 import type { AuthenticationResponse, Passkey, RegistrationResponse } from '../../schemas/passkeys.js'
-import type { AuthService } from './auth.js'
+import type { AuthService, LoginAnswer } from './auth.js'
 import type { RequestContext } from './context.js'
 
 /** How long a challenge can be answered: the ceremony's timeout, too. */
@@ -238,7 +237,7 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
     },
 
     /** A passwordless login: the assertion is the credential. Any failure is 401 INVALID_CREDENTIALS. */
-    async login (ctx: RequestContext, challengeId: string, response: AuthenticationResponse): Promise<TokenPair> {
+    async login (ctx: RequestContext, challengeId: string, response: AuthenticationResponse): Promise<LoginAnswer> {
       const result = await verifyAssertion({ challengeId }, response)
       if (!result.ok) {
         metrics.login('failure')

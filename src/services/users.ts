@@ -11,6 +11,7 @@ import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '
 import { dateOf } from '../lib/timestamp.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
+import { findMfaState } from '../repositories/mfa.js'
 import { lockAdministrators } from '../repositories/administrators.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserListFilter, UserSortKey, UserWithRelationsRow } from '../repositories/users.js'
@@ -293,7 +294,7 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
 
     async exportData (id: string) {
       const user = await load(db, id)
-      const [sessionRows, auditRows] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000)])
+      const [sessionRows, auditRows, mfa] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000), findMfaState(db, id)])
       return {
         user,
         profile: user.profile,
@@ -301,6 +302,7 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
         sessions: sessionRows.map(s => ({
           ...s, createdAt: s.createdAt.toISOString(), lastUsedAt: s.lastUsedAt.toISOString(), expiresAt: s.expiresAt.toISOString(), revokedAt: iso(s.revokedAt)
         })),
+        mfa,
         auditTrail: auditRows.map(a => ({ ...a, createdAt: a.createdAt.toISOString() }))
       }
     },

@@ -39,7 +39,7 @@ export default fp(async function metrics (fastify) {
     registers
   })
   const rejections = new Counter({ name: 'rate_limit_rejections_total', help: 'Requests refused by a rate limit, by budget (api, auth, user)', labelNames: ['budget'] as const, registers })
-  const logins = new Counter({ name: 'logins_total', help: 'Login attempts by outcome (success, failure, locked)', labelNames: ['outcome'] as const, registers })
+  const logins = new Counter({ name: 'logins_total', help: 'Login attempts by outcome (success, failure, locked, mfa_required: right password, second factor awaited)', labelNames: ['outcome'] as const, registers })
   const rotations = new Counter({ name: 'refresh_rotations_total', help: 'Refresh tokens rotated', registers })
   const breachFailures = new Counter({ name: 'password_breach_check_failures_total', help: 'Breached-password checks that timed out or failed, letting the password through, by reason (timeout, error)', labelNames: ['reason'] as const, registers })
   const reuses = new Counter({ name: 'refresh_reuse_detections_total', help: 'Spent refresh tokens presented again (their login revoked)', registers })

@@ -14,12 +14,14 @@ import { createPasskeysService, type PasskeysService } from '../../services/pass
 import { createOidcService, type OidcService } from '../../services/oidc.js'
 import { createOidcClients } from '../../lib/oidc-client.js'
 import { createInvitationsService, type InvitationsService } from '../../services/invitations.js'
+import { createMfaService, type MfaService } from '../../services/mfa.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     hasher: PasswordHasher
     usersService: UsersService
     authService: AuthService
+    mfaService: MfaService
     rolesService: RolesService
     auditService: AuditService
     passkeysService: PasskeysService
@@ -41,7 +43,10 @@ export default fp(async function services (fastify) {
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
-  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy })
+  // The same lockout counts wrong passwords and wrong second-factor codes.
+  const mfaService = createMfaService({ db, compiled, config, loginGuard, metrics: fastify.appMetrics })
+  fastify.decorate('mfaService', mfaService)
+  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, mfaService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy })
   fastify.decorate('authService', authService)
   fastify.decorate('invitationsService', createInvitationsService({ db, hasher, passwordPolicy, emails: fastify.emailOutbox, usersService, authService }))
   fastify.decorate('passkeysService', createPasskeysService({ db, compiled, config, authService, metrics: fastify.appMetrics }))
