@@ -20,6 +20,13 @@ const SHUTDOWN_TIMEOUT_MS = 5000
 // Probes and scrapes, every few seconds each: traces of them would drown the requests'.
 const UNTRACED = /^\/(health|metrics)(\/|\?|$)/
 
+/** A query string with every value replaced: its filters may be an email searched for. */
+function redactedQuery (url: string) {
+  const params = new URLSearchParams(url.slice(url.indexOf('?') + 1))
+  for (const name of new Set(params.keys())) params.set(name, 'REDACTED')
+  return params.toString()
+}
+
 if (process.env.OTEL_LOG_LEVEL) {
   const level = DiagLogLevel[process.env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel]
   diag.setLogger(new DiagConsoleLogger(), level ?? DiagLogLevel.INFO)
@@ -47,9 +54,10 @@ provider.register()
 registerInstrumentations({
   instrumentations: [
     // The server span, named by the route template that @fastify/otel reports to it. It records
-    // no header (Authorization included) and no body.
+    // no header (Authorization included) and no body; query values are replaced.
     new HttpInstrumentation({
       ignoreIncomingRequestHook: request => UNTRACED.test(request.url ?? ''),
+      startIncomingSpanHook: request => request.url?.includes('?') ? { 'url.query': redactedQuery(request.url) } : {},
       // The service makes no HTTP calls of its own.
       disableOutgoingRequestInstrumentation: true
     }),
@@ -57,7 +65,12 @@ registerInstrumentations({
       registerOnInitialization: true,
       // A span for each hook of each request would outnumber the ones that matter.
       instrumentHooks: false,
-      ignorePaths: route => UNTRACED.test(route.url ?? '')
+      ignorePaths: route => UNTRACED.test(route.url ?? ''),
+      requestHook: (span, request) => {
+        if (!request.url.includes('?')) return
+        span.setAttribute('url.path', request.url.split('?', 1)[0])
+        span.setAttribute('url.query', redactedQuery(request.url))
+      }
     }),
     // Statement text only: parameters are bound ($1), their values are never recorded
     // (enhancedDatabaseReporting stays off). Queries outside a request (the job queue's polling)

@@ -62,27 +62,30 @@ interface OtlpValue { stringValue?: string, intValue?: string | number, boolValu
 const valueOf = (value: OtlpValue) => value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue
 const attributesOf = (list: Array<{ key: string, value: OtlpValue }> = []) => Object.fromEntries(list.map(a => [a.key, valueOf(a.value)]))
 
-/** Accepts POST /v1/traces in OTLP/JSON and keeps every body. */
+/** Accepts POST /v1/traces, OTLP/JSON or protobuf, and keeps every body. */
 async function otlpReceiver (t: Test) {
-  const bodies: string[] = []
+  const received: Array<{ type: string | undefined, body: Buffer }> = []
   const server = createServer((req, res) => {
-    let body = ''
-    req.setEncoding('utf8')
-    req.on('data', chunk => { body += chunk })
+    const chunks: Buffer[] = []
+    req.on('data', chunk => chunks.push(chunk))
     req.on('end', () => {
-      const ok = req.method === 'POST' && req.url === '/v1/traces' && req.headers['content-type'] === 'application/json'
-      if (ok) bodies.push(body)
-      res.writeHead(ok ? 200 : 400, { 'content-type': 'application/json' }).end('{}')
+      const ok = req.method === 'POST' && req.url === '/v1/traces'
+      if (ok) received.push({ type: req.headers['content-type'], body: Buffer.concat(chunks) })
+      res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' }).end('{}')
     })
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise(resolve => server.close(resolve)))
+  const json = () => received.map(r => {
+    if (r.type !== 'application/json') throw new Error(`a ${r.type} export, not OTLP/JSON`)
+    return JSON.parse(r.body.toString())
+  })
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    bodies,
-    spans: () => bodies.flatMap(body => JSON.parse(body).resourceSpans.flatMap((rs: { scopeSpans: Array<{ scope: { name: string }, spans: Array<Span & { attributes: [] }> }> }) =>
+    received,
+    spans: () => json().flatMap(body => body.resourceSpans.flatMap((rs: { scopeSpans: Array<{ scope: { name: string }, spans: Array<Span & { attributes: [] }> }> }) =>
       rs.scopeSpans.flatMap(ss => ss.spans.map(s => ({ ...s, scope: ss.scope.name, attributes: attributesOf(s.attributes) }))))) as Span[],
-    serviceNames: () => bodies.flatMap(body => JSON.parse(body).resourceSpans.map((rs: { resource: { attributes: [] } }) => attributesOf(rs.resource.attributes)['service.name']))
+    serviceNames: () => json().flatMap(body => body.resourceSpans.map((rs: { resource: { attributes: [] } }) => attributesOf(rs.resource.attributes)['service.name']))
   }
 }
 
@@ -158,11 +161,14 @@ t.test('with OTEL_EXPORTER_OTLP_ENDPOINT set: a server span per request, pg and 
   const fresh = await get()
   const incoming = { traceId: randomBytes(16).toString('hex'), parentId: randomBytes(8).toString('hex') }
   const continued = await get({ traceparent: `00-${incoming.traceId}-${incoming.parentId}-01` })
+  // A search (forbidden to this user, still traced): its value is the email.
+  const search = await fetch(`${service.url}/api/v1/users?q=${encodeURIComponent(user.email)}`, { headers: { authorization: `Bearer ${user.token}` } })
   t.equal(fresh.status, 200)
   t.equal(continued.status, 200)
+  t.equal(search.status, 403)
   t.equal((await fetch(`${service.url}/health`)).status, 200)
   t.equal(await service.stop(), 0, 'the service closed cleanly')
-  t.equal(receiver.bodies.length > 0, true, 'the spans batched at shutdown were exported before the process exited')
+  t.ok(receiver.received.length > 0, 'the spans batched at shutdown were exported before the process exited')
 
   const spans = receiver.spans()
   const byId = new Map(spans.map(s => [s.spanId, s]))
@@ -199,12 +205,14 @@ t.test('with OTEL_EXPORTER_OTLP_ENDPOINT set: a server span per request, pg and 
   t.equal(continuedTrace, incoming.traceId, 'the incoming traceparent\'s trace is continued')
   t.equal(checkTrace(continuedTrace)?.parentSpanId, incoming.parentId, 'the server span\'s parent is the caller\'s span')
   t.notOk(spans.some(s => String(s.attributes['url.path']).startsWith('/health')), 'probes are not traced')
+  const searches = spans.filter(s => s.attributes['url.path'] === '/api/v1/users')
+  t.ok(searches.length === 2 && searches.every(s => s.attributes['url.query'] === 'q=REDACTED'), 'query strings are kept with their values replaced (server and request spans)')
   t.same([...new Set(receiver.serviceNames())], ['user-management-api'], 'service.name defaults to user-management-api')
 
-  // No secret, SQL parameter value or body in any span: the password, the tokens and the
-  // Authorization header, the email (a bound value of the login's statements), the register
-  // body's names, the database password.
-  const exported = receiver.bodies.join('\n')
+  // No secret, SQL parameter value, query value or body in any span: the password, the tokens
+  // and the Authorization header, the email (a bound value of the login's statements and the
+  // search's query), the register body's names, the database password.
+  const exported = receiver.received.map(r => r.body.toString()).join('\n')
   for (const [what, secret] of Object.entries({ password: PASSWORD, accessToken: user.token, refreshToken: user.refreshToken, email: user.email, body: 'Bodyfirstname', dbPassword: DB_PASSWORD })) {
     t.notOk(exported.includes(secret), `no ${what} in the exported spans`)
   }
@@ -229,4 +237,25 @@ t.test('with OTEL_EXPORTER_OTLP_ENDPOINT unset no OpenTelemetry SDK, exporter or
   t.same(loaded.filter(m => OTEL_MODULE.test(m)), [], 'no OpenTelemetry module')
   t.ok(loaded.includes('otel-registered:'), 'nothing registered with the OpenTelemetry API')
   t.notOk(service.logLines().some(line => 'traceId' in line), 'no trace ids in the log')
+})
+
+t.test('OTLP/HTTP protobuf by default; grpc refused at start', async t => {
+  const receiver = await otlpReceiver(t)
+  const service = await startService(t, { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, DATA_DIR: 'memory://', LOADED_MODULES_FILE: path.join(dir, 'protobuf-modules'), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, hook)
+  const user = await signUp(service.url)
+  t.equal((await fetch(`${service.url}/api/v1/users/${user.id}`, { headers: { authorization: `Bearer ${user.token}` } })).status, 200)
+  t.equal(await service.stop(), 0)
+  t.ok(receiver.received.length > 0 && receiver.received.every(r => r.type === 'application/x-protobuf'), 'protobuf exports')
+  // Strings travel as they are in protobuf: the span's name is in the bytes.
+  t.ok(receiver.received.some(r => r.body.includes('GET /api/v1/users/:id')), 'carrying the server span')
+
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, ENTRY], {
+    env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let err = ''
+  child.stderr.on('data', chunk => { err += chunk })
+  const code = await new Promise(resolve => child.on('exit', resolve))
+  t.equal(code, 1, 'grpc: the process stops')
+  t.match(err, /OTEL_EXPORTER_OTLP_PROTOCOL must be http\/protobuf or http\/json/, 'saying why')
 })
