@@ -7,6 +7,10 @@ const { availableParallelism } = require('node:os') as typeof import('node:os')
 
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, availableParallelism()))
 
+// Tracing patches http, pg, ioredis and pino as they load, so it comes before server.js imports
+// them; only when an OTLP endpoint is configured: off, not one of its modules is loaded.
+if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT && process.env.OTEL_SDK_DISABLED?.toLowerCase() !== 'true') require('./tracing.cjs')
+
 import('./server.js').catch((err: unknown) => {
   console.error(err)
   process.exit(1)

@@ -1,38 +1,14 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
-import { chown, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
 import t from 'tap'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
 import { as, createUser, freePort, testConfig, uniqueEmail, PASSWORD } from './helper.js'
+import { needsPostgres, ownPostgres, run } from './own-servers.js'
 
-// Faults injected into a PostgreSQL server and a Redis of the test's own (own data directory and
-// port), never the machine's shared ones. Needs PostgreSQL's server binaries and redis-server.
-const run = promisify(execFile)
-const PG_BIN = ['/usr/lib/postgresql'].filter(existsSync).flatMap(root => readdirSync(root).map(v => path.join(root, v, 'bin'))).find(dir => existsSync(path.join(dir, 'initdb')))
-const skip = !PG_BIN ? 'needs PostgreSQL server binaries (initdb, pg_ctl)' : false
-// initdb refuses to run as root: the server runs as the postgres user then.
-const asPostgres = (command: string, args: string[]) => process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args)
-
-async function ownPostgres (t: { teardown (fn: () => unknown): void }) {
-  const dir = await mkdtemp(path.join(tmpdir(), 'faults-pg-'))
-  if (process.getuid?.() === 0) await chown(dir, Number((await run('id', ['-u', 'postgres'])).stdout), Number((await run('id', ['-g', 'postgres'])).stdout))
-  const port = await freePort()
-  const data = path.join(dir, 'data')
-  await asPostgres(path.join(PG_BIN!, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync'])
-  const ctl = (...args: string[]) => asPostgres(path.join(PG_BIN!, 'pg_ctl'), ['-D', data, '-w', ...args])
-  const start = () => ctl('-l', path.join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start')
-  await start()
-  t.teardown(async () => {
-    await ctl('-m', 'immediate', 'stop').catch(() => {})
-    await rm(dir, { recursive: true, force: true })
-  })
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, start, stop: () => ctl('-m', 'fast', 'stop') }
-}
+// Faults injected into a PostgreSQL server and a Redis of the test's own (test/own-servers.ts),
+// never the machine's shared ones. Needs PostgreSQL's server binaries and redis-server.
+const skip = needsPostgres
 
 t.test('PostgreSQL stopped under load: 503 with Retry-After in bounded time, liveness up, readiness down, recovery on its own', { skip }, async t => {
   const db = await ownPostgres(t)
