@@ -2,7 +2,8 @@
 // one fresh PostgreSQL database and one Redis key prefix, with a real SMTP server: what only a
 // cluster can get wrong (issue 14). Run with `npm run test:cluster` (builds first; needs
 // PostgreSQL and Redis, by default on 127.0.0.1:5432 and :6379, or the servers that
-// DATABASE_URL and REDIS_URL name). Not part of `npm test` (package.json tap.exclude).
+// DATABASE_URL and REDIS_URL name: the test creates and drops a database of its own there).
+// Not part of `npm test` (package.json tap.exclude); .ci/run runs it once.
 //
 // Clients are told apart by their source address: the whole of 127.0.0.0/8 is loopback, so
 // each check binds its own 127.x address and gets its own per-IP budgets. nginx reaches the
@@ -44,18 +45,6 @@ const ADMIN = { email: 'admin@cluster.test', password: 'Cluster-Admin-9' }
 
 // ---- the servers: a fresh database, a Redis prefix, SMTP, two instances, nginx
 
-const server = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres')
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const redisPrefix = `cluster:${randomUUID()}:`
-const dbName = `cluster_${Date.now()}_${process.pid}`
-const urlOf = (database: string) => Object.assign(new URL(server), { pathname: `/${database}` }).href
-const admin = new pg.Client({ connectionString: urlOf('postgres') })
-await admin.connect()
-await admin.query(`CREATE DATABASE ${dbName}`)
-const db = new pg.Client({ connectionString: urlOf(dbName) })
-await db.connect()
-const dir = await mkdtemp(path.join(tmpdir(), 'cluster-'))
-
 // Every message the service sends, with the address of the instance that sent it.
 interface Mail { to: string[], sender: string, raw: string }
 const mails: Mail[] = []
@@ -73,6 +62,34 @@ const smtp = new SMTPServer({
 })
 const smtpPort = await freePort()
 await new Promise<void>(resolve => smtp.listen(smtpPort, '127.0.0.1', resolve))
+
+const server = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres')
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const redisPrefix = `cluster:${randomUUID()}:`
+const dbName = `cluster_${Date.now()}_${process.pid}`
+const urlOf = (database: string) => Object.assign(new URL(server), { pathname: `/${database}` }).href
+const admin = new pg.Client({ connectionString: urlOf('postgres') })
+await admin.connect()
+await admin.query(`CREATE DATABASE ${dbName}`)
+const db = new pg.Client({ connectionString: urlOf(dbName) })
+await db.connect()
+const dir = await mkdtemp(path.join(tmpdir(), 'cluster-'))
+const children: ChildProcess[] = []
+// Whatever way this process ends, no instance or nginx outlives it.
+process.once('exit', () => { for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+t.teardown(async () => {
+  const running = children.filter(child => child.exitCode === null && child.signalCode === null)
+  for (const child of running) child.kill('SIGTERM')
+  await Promise.all(running.map(child => child.exitCode !== null || child.signalCode !== null || new Promise(resolve => child.once('exit', resolve))))
+  await new Promise(resolve => smtp.close(() => resolve(undefined)))
+  await db.end()
+  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
+  await admin.end()
+  const redis = new Redis(redisUrl)
+  for await (const keys of redis.scanStream({ match: `${redisPrefix}*`, count: 1000 })) if ((keys as string[]).length) await redis.del(...keys as string[])
+  redis.disconnect()
+  await rm(dir, { recursive: true, force: true })
+})
 
 interface Instance { name: string, url: string, sender: string, child: ChildProcess, lines: string[] }
 const jwtSecret = randomBytes(48).toString('base64')
@@ -104,6 +121,7 @@ function startInstance (name: string, port: number, sender: string): Instance {
   }
   // Through env(1): tap adds its loaders to NODE_OPTIONS of the node processes it sees spawned.
   const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, ...CMD.slice(1)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(child)
   const lines: string[] = []
   let rest = ''
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -122,22 +140,8 @@ const logsOf = (instance: Instance) => instance.lines.flatMap(line => {
 const instances = [startInstance('api-1', await freePort(), '127.0.9.1'), startInstance('api-2', await freePort(), '127.0.9.2')]
 const [A, B] = instances
 const ports = { http: await freePort(), https: await freePort() }
-const nginx = await startNginx(await nginxCopy(dir, ports, instances.map(i => new URL(i.url).host)), ports.https)
+children.push(await startNginx(await nginxCopy(dir, ports, instances.map(i => new URL(i.url).host)), ports.https))
 const EDGE = `https://127.0.0.1:${ports.https}`
-
-t.teardown(async () => {
-  for (const { child } of instances) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-  await Promise.all(instances.map(({ child }) => child.exitCode !== null || child.signalCode !== null || new Promise(resolve => child.once('exit', resolve))))
-  nginx.kill('SIGTERM')
-  await new Promise(resolve => smtp.close(() => resolve(undefined)))
-  await db.end()
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-  await admin.end()
-  const redis = new Redis(redisUrl)
-  for await (const keys of redis.scanStream({ match: `${redisPrefix}*`, count: 1000 })) if ((keys as string[]).length) await redis.del(...keys as string[])
-  redis.disconnect()
-  await rm(dir, { recursive: true, force: true })
-})
 
 // ---- HTTP
 
@@ -355,7 +359,7 @@ t.test('5. each email is sent exactly once, by the two instances\' job runners t
   t.same(outbox, { total: mails.length, sent: mails.length }, 'every outbox row sent and recorded once')
   const bySender = instances.map(i => mails.filter(m => m.sender === i.sender).length)
   t.equal(bySender[0] + bySender[1], mails.length, 'every email came from one of the two instances')
-  t.comment(`emails sent by api-1: ${bySender[0]}, by api-2: ${bySender[1]}`)
+  t.ok(bySender[0] > 0 && bySender[1] > 0, `both instances' runners delivered: api-1 ${bySender[0]}, api-2 ${bySender[1]}`)
 })
 
 t.test('7. the client\'s address reaches the per-IP limits through nginx, and X-Forwarded-For cannot fake it', async t => {
@@ -396,6 +400,7 @@ t.test('8. TLS: HTTP redirects to HTTPS, HSTS, nothing older than TLS 1.2', asyn
   t.equal(await handshake('TLSv1.1'), 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'TLS 1.1 refused by the server (protocol_version alert)')
 })
 
+// Last: it kills api-2.
 t.test('6. killing one instance under load loses at most the requests in flight on it', async t => {
   const from = '127.0.6.1'
   const email = newEmail('load')
@@ -445,7 +450,7 @@ t.test('6. killing one instance under load loses at most the requests in flight 
   agent.destroy()
   t.comment(`answered 2xx: ${counts.ok} (${before} before the kill); failed: ${counts.failed} ${JSON.stringify(Object.fromEntries(failures))}; in flight at the kill: ${counts.inFlightAtKill}`)
   t.ok(before > CONCURRENCY, `the load ran before the kill (${before} answered)`)
-  t.ok(servedByB > CONCURRENCY, `api-2 was serving it (${servedByB} lines logged)`)
+  t.ok(servedByB > 0, `api-2 was serving it (${servedByB} lines logged)`)
   // Each of nginx's connections to api-2 can fail one request: the one in flight on it, or a POST
   // written to it as it closed (nginx never resends a POST it has sent). The client's
   // concurrency bounds those connections.
