@@ -47,6 +47,19 @@ t.test('a change made straight in the database reaches the cache through its not
   t.ok(await eventually(async () => (await me()).statusCode === 401), 'the revoked login is refused')
 })
 
+t.test('a user deleted meanwhile: /auth/me is 401 also while the cache still holds the login', async t => {
+  const app = await build(t)
+  const user = await createUser(app)
+  const me = () => as(app, user, { method: 'GET', url: '/api/v1/auth/me' })
+  t.equal((await me()).statusCode, 200)
+  t.equal((await me()).statusCode, 200, 'the login is in the cache')
+  // As another instance deletes it: this one hears of it only by the notification, a moment later.
+  await sql`update users set deleted_at = now() where id = ${user.id}`.execute(app.database.db)
+  const res = await me()
+  t.equal(res.statusCode, 401, 'refused, not 404 (undocumented for getMe)')
+  t.equal(res.json().error.code, 'UNAUTHORIZED')
+})
+
 t.test('two instances: a suspension made through one is refused by the other', { skip: process.env.DATABASE_URL ? false : 'needs DATABASE_URL: several instances share one PostgreSQL' }, async t => {
   const one = await build(t)
   const other = await buildApp(testConfig())

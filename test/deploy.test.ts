@@ -2,13 +2,13 @@
 // docker-compose, nginx with nginx itself (syntax, then a run in front of stand-in instances),
 // the Kubernetes manifests against the API schemas, and every metric that the alerting rules and
 // the Grafana dashboard use against what /metrics exports. Names come from the files, not from here.
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { connect as netConnect, type AddressInfo } from 'node:net'
+import { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,6 +27,7 @@ import { Secret } from 'kubernetes-models/v1/Secret'
 import { Service } from 'kubernetes-models/v1/Service'
 import { EnvSchema, loadConfig } from '../src/config.js'
 import { build, freePort } from './helper.js'
+import { NGINX, nginxCopy, program, startNginx } from './nginx.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8')
@@ -38,12 +39,6 @@ const mfaKey = () => randomBytes(32).toString('base64')
 // One app for the probe routes and /metrics.
 const app = await build(t)
 
-/** A program on PATH or in the sbin directories (nginx lives in /usr/sbin). */
-function program (name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin']
-  return dirs.filter(dir => path.isAbsolute(dir)).map(dir => path.join(dir, name)).find(file => existsSync(file))
-}
-const NGINX = program('nginx')
 const DOCKER_COMPOSE = program('docker-compose')
 
 /** The image's CMD, the command of every container that sets none. */
@@ -162,29 +157,6 @@ t.test('nginx.conf: TLS 1.2+, HSTS, forwarding headers, failover, streams unbuff
   t.match(events, /proxy_buffering off;/, 'the event streams are not buffered')
 })
 
-/** A copy of nginx.conf that runs here: a test certificate, local ports and upstreams. */
-async function nginxCopy (dir: string, ports: { http: number, https: number }, upstreams: string[]) {
-  await exec('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-    '-keyout', path.join(dir, 'tls.key'), '-out', path.join(dir, 'tls.crt')])
-  let conf = read('deploy/nginx/nginx.conf')
-  const replace = (pattern: RegExp, by: (...m: string[]) => string, count: number, what: string) => {
-    let seen = 0
-    conf = conf.replace(pattern, (...m: string[]) => { seen++; return by(...m) })
-    if (seen !== count) throw new Error(`nginx.conf: expected ${count} ${what}, found ${seen}`)
-  }
-  // Node's stdio pipes are sockets, which nginx cannot open as /dev/stderr: log to files.
-  replace(/^(\s*(error|access)_log\s+)\/dev\/std(err|out)/gm, (_m, d, kind) => `${d}${path.join(dir, `${kind}.log`)}`, 2, 'log lines')
-  replace(/^(\s*ssl_certificate(_key)?\s+)\S+\/(tls\.\w+);/gm, (_m, d, _k, file) => `${d}${path.join(dir, file)};`, 2, 'ssl_certificate lines')
-  replace(/^(\s*listen\s+)80;/m, (_m, d) => `${d}127.0.0.1:${ports.http};`, 1, 'listen 80')
-  replace(/^(\s*listen\s+)443 ssl;/m, (_m, d) => `${d}127.0.0.1:${ports.https} ssl;`, 1, 'listen 443 ssl')
-  let i = 0
-  replace(/^(\s*server\s+)[\w.-]+:\d+/gm, (_m, d) => `${d}${upstreams[i++]}`, upstreams.length, 'upstream servers')
-  const file = path.join(dir, 'nginx.conf')
-  await writeFile(file, conf)
-  // -e: the error log before the configuration is read; pid: not the system nginx's.
-  return ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', file, '-g', `pid ${path.join(dir, 'nginx.pid')};`]
-}
-
 const nginxSkip = !NGINX && 'nginx is not installed (apt-get install -y nginx; .ci/run does)'
 
 t.test('nginx -t accepts the configuration', { skip: nginxSkip }, async t => {
@@ -234,18 +206,8 @@ t.test('nginx in front of an overloaded and a live instance: redirect, failover,
   const ports = { http: await freePort(), https: await freePort() }
   const args = await nginxCopy(dir, ports, apiServices.map((_s, i) => address(i === 0 ? overloaded : instance)))
 
-  const child = spawn(NGINX!, [...args, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let log = ''
-  child.stderr.on('data', chunk => { log += chunk })
+  const child = await startNginx(args, ports.https)
   t.teardown(() => { child.kill('SIGTERM') })
-  for (let i = 0; ; i++) {
-    const up = await new Promise(resolve => {
-      const socket = netConnect(ports.https, '127.0.0.1').on('connect', () => { socket.destroy(); resolve(true) }).on('error', () => resolve(false))
-    })
-    if (up) break
-    if (i > 50 || child.exitCode !== null) throw new Error(`nginx did not start: ${log}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
   const https = (options: RequestOptions) => fetchVia(httpsRequest as typeof httpRequest, { host: '127.0.0.1', port: ports.https, ...options })
 
   const plain = await fetchVia(httpRequest, { host: '127.0.0.1', port: ports.http, path: '/api/v1/users?limit=1' })

@@ -4,7 +4,11 @@ import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
+import pino from 'pino'
 import { buildApp } from '../src/app.js'
+import { connectDatabase } from '../src/db/connect.js'
+import { assertMigrated, createMigrator } from '../src/db/migrate.js'
+import { createJobQueue } from '../src/jobs/job-queue.js'
 import { SEND_EMAIL_JOB } from '../src/services/email.js'
 import { build, testConfig, uniqueEmail } from './helper.js'
 
@@ -150,4 +154,22 @@ t.test('two instances on one database deliver each email once', { skip: process.
   for (const to of addresses) {
     if (logs.flatMap(({ lines }) => delivered(lines)).filter(line => line.includes(to)).length !== 1) t.fail(`${to} delivered other than once`)
   }
+})
+
+t.test('instances registering a new job queue at once all start', { skip: process.env.DATABASE_URL ? false : 'needs DATABASE_URL: each embedded app has its own database' }, async t => {
+  const log = pino({ level: 'silent' })
+  const handles = await Promise.all([0, 1].map(() => connectDatabase(testConfig(), log)))
+  t.teardown(() => Promise.all(handles.map(handle => handle.close())))
+  assertMigrated(await createMigrator(handles[0].db).migrateToLatest())
+  const queues = await Promise.all(handles.map(handle => createJobQueue({ db: handle.db, log })))
+  t.teardown(() => Promise.all(queues.map(queue => queue.stop())))
+  // Unguarded, pgboss.create_queue deadlocked in nearly every round: a start that failed.
+  for (let round = 1; round <= 3; round++) {
+    const name = `race.${randomUUID()}`
+    t.teardown(() => sql`select pgboss.delete_queue(${name})`.execute(handles[0].db))
+    const started = await Promise.allSettled(queues.map(queue => queue.register(name, { retryLimit: 0, retryDelaySec: 1, retryBackoff: false, pollIntervalMs: 0, async handler () {} })))
+    t.same(started.map(s => s.status === 'rejected' ? String(s.reason) : s.status), ['fulfilled', 'fulfilled'], `round ${round}: both registered ${name}`)
+  }
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pgboss.queue where name like 'race.%'`.execute(handles[0].db)
+  t.ok(rows[0].n >= 3, 'each queue made')
 })

@@ -34,6 +34,22 @@ export interface JobQueue {
 }
 
 const MAX_BATCHES_PER_RUN = 10
+const DEADLOCK = '40P01'
+
+/**
+ * Instances starting together on a database without the queue all create it, and
+ * pgboss.create_queue run twice at once deadlocks (the queue row and the partition it attaches
+ * are locked in opposite orders). PostgreSQL aborts one of them; its retry finds the queue made.
+ */
+async function createQueue (b: PgBoss, name: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await b.createQueue(name)
+    } catch (err) {
+      if ((err as { code?: string }).code !== DEADLOCK || attempt === 5) throw err
+    }
+  }
+}
 
 /** pg-boss runs its SQL through Kysely (pool or transaction, PostgreSQL or PGlite alike), without our camelCase mapping. */
 function bossDb (ex: Executor): PgBoss.Db {
@@ -112,7 +128,7 @@ export async function createJobQueue ({ db, log }: { db: Executor, log: FastifyB
       if (definitions.has(name)) throw new Error(`a job handler for ${name} is already registered`)
       const b = await ensureBoss(definition.pollIntervalMs > 0)
       // The policy travels with every job (enqueue), so the queue's own defaults never matter.
-      await b.createQueue(name)
+      await createQueue(b, name)
       definitions.set(name, definition)
       if (definition.pollIntervalMs > 0) {
         const timer = setInterval(() => {

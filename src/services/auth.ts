@@ -371,7 +371,9 @@ export function createAuthService ({
 
     async me (userId: string, permissions: Iterable<string>) {
       const row = await users.findUserById(db, compiled, userId)
-      if (!row) throw notFound('User')
+      // Deleted since the login was checked (by another instance, whose notification is on its
+      // way): the token's user is gone, so the token is refused.
+      if (!row) throw unauthorized('The access token is no longer valid')
       // Permissions come from roles.permissions, which the database keeps to the known ones.
       return { ...toUser(row), permissions: [...permissions].sort() as Permission[] }
     }
