@@ -10,6 +10,7 @@ export const EnvSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '0.0.0.0' }),
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_REPLICA_URL: Type.Optional(Type.String({ minLength: 1 })),
   DATA_DIR: Type.String({ default: './data' }),
   DB_POOL_SIZE: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
   DB_STATEMENT_TIMEOUT: Duration('10s'),
@@ -53,6 +54,8 @@ export interface Config {
   port: number
   host: string
   databaseUrl?: string
+  /** A streaming replica of DATABASE_URL: lag-tolerant reads go there (see src/db/read-routing.ts). */
+  databaseReplicaUrl?: string
   /** A directory for the embedded database, or 'memory://' to keep it in memory. */
   dataDir: string
   dbPoolSize: number
@@ -147,6 +150,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   if (env.EMAIL_TRANSPORT === 'smtp' && !env.SMTP_URL) throw new ConfigError('SMTP_URL is required when EMAIL_TRANSPORT=smtp')
   const metricsAllow = env.METRICS_ALLOW.split(',').map(s => s.trim()).filter(Boolean)
   try { proxyAddr.compile(metricsAllow) } catch (err) { throw new ConfigError(`METRICS_ALLOW: ${(err as Error).message}`) }
+  if (env.DATABASE_REPLICA_URL && !env.DATABASE_URL) throw new ConfigError('DATABASE_REPLICA_URL needs DATABASE_URL: it is a replica of that database')
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
   return {
     env: env.NODE_ENV,
@@ -154,6 +158,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     port: env.PORT,
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
+    databaseReplicaUrl: env.DATABASE_REPLICA_URL,
     dataDir: env.DATA_DIR,
     dbPoolSize: env.DB_POOL_SIZE,
     dbStatementTimeoutMs: secondsOf('DB_STATEMENT_TIMEOUT', env.DB_STATEMENT_TIMEOUT) * 1000,

@@ -6,6 +6,8 @@ export interface AppMetrics {
   login (outcome: 'success' | 'failure' | 'locked'): void
   refreshRotated (): void
   refreshReused (): void
+  /** A lag-tolerant read (lists, audit, exports) and where it ran. */
+  lagTolerantRead (target: 'replica' | 'primary'): void
 }
 
 /** For code run outside an app (the CLI, a service built in a test): reports nothing. */
@@ -14,7 +16,8 @@ export const NO_METRICS: AppMetrics = {
   rateLimited () {},
   login () {},
   refreshRotated () {},
-  refreshReused () {}
+  refreshReused () {},
+  lagTolerantRead () {}
 }
 
 const KINDS = ['select', 'insert', 'update', 'delete'] as const

@@ -2,6 +2,7 @@ import type { Transaction } from 'kysely'
 import type { Config } from '../config.js'
 import type { DB } from '../db/connect.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
+import type { LagTolerantReads } from '../db/read-routing.js'
 import type { Database } from '../db/types.js'
 import { forbidden, notFound, preconditionFailed, validationError } from '../errors.js'
 import { changesBetween } from '../lib/changes.js'
@@ -61,9 +62,9 @@ function pick (user: User, fields: UserField[] | undefined): Partial<User> {
 
 const AUDITED_FIELDS = ['email', 'firstName', 'lastName', 'status', 'emailVerified', 'roles', 'profile', 'deletedAt'] as const
 
-export interface UsersServiceDeps { db: DB, compiled: CompiledQueries, config: Config, hasher: PasswordHasher, emails: EmailOutbox }
+export interface UsersServiceDeps { db: DB, compiled: CompiledQueries, reads: LagTolerantReads, config: Config, hasher: PasswordHasher, emails: EmailOutbox }
 
-export function createUsersService ({ db, compiled, hasher, emails }: UsersServiceDeps) {
+export function createUsersService ({ db, compiled, reads, hasher, emails }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, compiled, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -160,7 +161,8 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
   }
 
   return {
-    async list (query: UserListQuery) {
+    /** On the replica when there is one (callerId: whose own writes it must show). */
+    async list (query: UserListQuery, callerId: string | null = null) {
       const fields = parseFields(query.fields)
       const descending = query.sort.startsWith('-')
       const sort = query.sort.replace('-', '') as UserSortKey
@@ -173,7 +175,7 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
         if (value instanceof Date && Number.isNaN(value.getTime())) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
         after = { value, id: position.id }
       }
-      const { rows, total } = await users.listUsers(db, compiled, {
+      const { rows, total } = await reads.run(callerId, (db, compiled) => users.listUsers(db, compiled, {
         sort,
         descending,
         includeDeleted: query.includeDeleted,
@@ -188,7 +190,7 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
         limit: query.limit + 1,
         offset: after ? 0 : (query.page - 1) * query.limit,
         withTotal: !after
-      })
+      }))
 
       const hasNext = rows.length > query.limit
       const visible = rows.slice(0, query.limit).map(toUser)
@@ -255,9 +257,17 @@ export function createUsersService ({ db, compiled, hasher, emails }: UsersServi
       })
     },
 
-    async exportData (id: string) {
-      const user = await load(db, id)
-      const [sessionRows, auditRows] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000)])
+    /** On the replica when there is one, as list. */
+    async exportData (id: string, callerId: string | null = null) {
+      // Not found is an answer, not a replica failure: thrown after the read.
+      const found = await reads.run(callerId, async (db, compiled) => {
+        const row = await users.findUserById(db, compiled, id)
+        if (!row) return undefined
+        const [sessionRows, auditRows] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000)])
+        return { user: toUser(row), sessionRows, auditRows }
+      })
+      if (!found) throw notFound('User')
+      const { user, sessionRows, auditRows } = found
       return {
         user,
         profile: user.profile,

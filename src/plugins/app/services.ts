@@ -25,14 +25,14 @@ export default fp(async function services (fastify) {
   const { db, compiled } = fastify.database
   const hasher = createPasswordHasher(config.argon2MemoryKiB)
   fastify.decorate('hasher', hasher)
-  const usersService = createUsersService({ db, compiled, config, hasher, emails: fastify.emailOutbox })
+  const usersService = createUsersService({ db, compiled, reads: fastify.lagTolerantReads, config, hasher, emails: fastify.emailOutbox })
   fastify.decorate('usersService', usersService)
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
   fastify.decorate('authService', createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics }))
   fastify.decorate('rolesService', createRolesService({ db }))
-  fastify.decorate('auditService', createAuditService({ db }))
+  fastify.decorate('auditService', createAuditService({ reads: fastify.lagTolerantReads }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }
