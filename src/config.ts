@@ -15,6 +15,7 @@ export const EnvSchema = Type.Object({
   DB_POOL_SIZE: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
   DB_STATEMENT_TIMEOUT: Duration('10s'),
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ minLength: 1 })),
   REDIS_KEY_PREFIX: Type.String({ default: 'um:' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   JWT_EXPIRY: Duration('15m'),
@@ -61,6 +62,8 @@ export interface Config {
   dbPoolSize: number
   dbStatementTimeoutMs: number
   redisUrl?: string
+  /** A Redis Cluster's seed nodes (REDIS_CLUSTER_NODES), instead of redisUrl. */
+  redisClusterNodes?: Array<{ host: string, port: number }>
   /** Prefixes every Redis key, so several deployments (or test runs) can share one server. */
   redisKeyPrefix: string
   jwtSecret: string
@@ -118,6 +121,17 @@ function parseTrustProxy (value: string): Config['trustProxy'] {
   return v.split(',').map(s => s.trim()).filter(Boolean)
 }
 
+function parseClusterNodes (value: string | undefined): Config['redisClusterNodes'] {
+  if (value === undefined) return undefined
+  const nodes = value.split(',').map(s => s.trim()).filter(Boolean).map(node => {
+    const match = /^(\[[0-9a-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/i.exec(node)
+    if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new ConfigError(`REDIS_CLUSTER_NODES: "${node}" is not host:port`)
+    return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+  })
+  if (nodes.length === 0) throw new ConfigError('REDIS_CLUSTER_NODES: no host:port given')
+  return nodes
+}
+
 function secondsOf (name: string, value: string): number {
   const ms = parseDuration(value)
   if (ms === undefined) throw new ConfigError(`${name}: "${value}" is not a duration (e.g. 900, 15m, 7d)`)
@@ -150,6 +164,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   if (env.EMAIL_TRANSPORT === 'smtp' && !env.SMTP_URL) throw new ConfigError('SMTP_URL is required when EMAIL_TRANSPORT=smtp')
   const metricsAllow = env.METRICS_ALLOW.split(',').map(s => s.trim()).filter(Boolean)
   try { proxyAddr.compile(metricsAllow) } catch (err) { throw new ConfigError(`METRICS_ALLOW: ${(err as Error).message}`) }
+  if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) throw new ConfigError('REDIS_URL and REDIS_CLUSTER_NODES are exclusive: set one')
   if (env.DATABASE_REPLICA_URL && !env.DATABASE_URL) throw new ConfigError('DATABASE_REPLICA_URL needs DATABASE_URL: it is a replica of that database')
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
   return {
@@ -163,6 +178,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: env.DB_POOL_SIZE,
     dbStatementTimeoutMs: secondsOf('DB_STATEMENT_TIMEOUT', env.DB_STATEMENT_TIMEOUT) * 1000,
     redisUrl: env.REDIS_URL,
+    redisClusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     jwtSecret: env.JWT_SECRET ?? DEV_SECRET,
     jwtExpirySec: secondsOf('JWT_EXPIRY', env.JWT_EXPIRY),

@@ -64,9 +64,9 @@ export default fp(async function metrics (fastify) {
   backlogGauge('jobs_oldest_pending_age_seconds', 'Age of the oldest job waiting to run, by queue', row => row.oldestAgeSec)
   new Gauge({ // eslint-disable-line no-new
     name: 'redis_fallback_active',
-    help: '1 while REDIS_URL is set but Redis is not connected, so shared state is kept in process',
+    help: '1 while REDIS_URL (or REDIS_CLUSTER_NODES) is set but Redis is not connected, so shared state is kept in process',
     registers,
-    collect () { this.set(fastify.config.redisUrl && fastify.redis?.status !== 'ready' ? 1 : 0) }
+    collect () { this.set(fastify.redis && fastify.redis.status !== 'ready' ? 1 : 0) }
   })
   const lagTolerantReads = new Counter({
     name: 'db_lag_tolerant_reads_total',
