@@ -12,10 +12,12 @@ export const EnvSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '0.0.0.0' }),
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_REPLICA_URL: Type.Optional(Type.String({ minLength: 1 })),
   DATA_DIR: Type.String({ default: './data' }),
   DB_POOL_SIZE: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
   DB_STATEMENT_TIMEOUT: Duration('10s'),
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ minLength: 1 })),
   REDIS_KEY_PREFIX: Type.String({ default: 'um:' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   JWT_EXPIRY: Duration('15m'),
@@ -66,11 +68,15 @@ export interface Config {
   port: number
   host: string
   databaseUrl?: string
+  /** A streaming replica of DATABASE_URL: lag-tolerant reads go there (see src/db/read-routing.ts). */
+  databaseReplicaUrl?: string
   /** A directory for the embedded database, or 'memory://' to keep it in memory. */
   dataDir: string
   dbPoolSize: number
   dbStatementTimeoutMs: number
   redisUrl?: string
+  /** A Redis Cluster's seed nodes (REDIS_CLUSTER_NODES), instead of redisUrl. */
+  redisClusterNodes?: Array<{ host: string, port: number }>
   /** Prefixes every Redis key, so several deployments (or test runs) can share one server. */
   redisKeyPrefix: string
   jwtSecret: string
@@ -157,6 +163,17 @@ function parseTrustProxy (value: string): Config['trustProxy'] {
   if (v === 'true') return true
   if (/^\d+$/.test(v)) return Number(v)
   return v.split(',').map(s => s.trim()).filter(Boolean)
+}
+
+function parseClusterNodes (value: string | undefined): Config['redisClusterNodes'] {
+  if (value === undefined) return undefined
+  const nodes = value.split(',').map(s => s.trim()).filter(Boolean).map(node => {
+    const match = /^(\[[0-9a-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/i.exec(node)
+    if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new ConfigError(`REDIS_CLUSTER_NODES: "${node}" is not host:port`)
+    return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+  })
+  if (nodes.length === 0) throw new ConfigError('REDIS_CLUSTER_NODES: no host:port given')
+  return nodes
 }
 
 function secondsOf (name: string, value: string): number {
@@ -249,6 +266,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   if (env.EMAIL_TRANSPORT === 'smtp' && !env.SMTP_URL) throw new ConfigError('SMTP_URL is required when EMAIL_TRANSPORT=smtp')
   const metricsAllow = env.METRICS_ALLOW.split(',').map(s => s.trim()).filter(Boolean)
   try { proxyAddr.compile(metricsAllow) } catch (err) { throw new ConfigError(`METRICS_ALLOW: ${(err as Error).message}`) }
+  if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) throw new ConfigError('REDIS_URL and REDIS_CLUSTER_NODES are exclusive: set one')
+  if (env.DATABASE_REPLICA_URL && !env.DATABASE_URL) throw new ConfigError('DATABASE_REPLICA_URL needs DATABASE_URL: it is a replica of that database')
   if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
   const webauthnOrigins = parseOrigins(env.WEBAUTHN_ORIGINS ?? `http://localhost:${env.PORT}`)
   const oidcProviders = parseOidcProviders(env.OIDC_PROVIDERS)
@@ -262,10 +281,12 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     port: env.PORT,
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
+    databaseReplicaUrl: env.DATABASE_REPLICA_URL,
     dataDir: env.DATA_DIR,
     dbPoolSize: env.DB_POOL_SIZE,
     dbStatementTimeoutMs: secondsOf('DB_STATEMENT_TIMEOUT', env.DB_STATEMENT_TIMEOUT) * 1000,
     redisUrl: env.REDIS_URL,
+    redisClusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     jwtSecret: env.JWT_SECRET ?? DEV_SECRET,
     mfaEncryptionKey: mfaKeyOf(env.MFA_ENCRYPTION_KEY, production, env.JWT_SECRET ?? DEV_SECRET),

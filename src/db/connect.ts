@@ -61,41 +61,59 @@ function preparedStatements (client: pg.PoolClient, statementName: (text: string
 /** Times each statement, Kysely's and the compiled ones alike. */
 export type QueryObserver = (sql: string, seconds: number) => void
 
-export async function connectDatabase (config: Config, log: FastifyBaseLogger, observeQuery: QueryObserver = () => {}): Promise<DatabaseHandle> {
+/** A pg pool whose clients prepare each parameterised statement once, with the compiled hot statements going straight to it. */
+function connectPool (url: string, config: Config, log: FastifyBaseLogger, observeQuery: QueryObserver, pool: { applicationName: string, connectionTimeoutMs: number }) {
   const camelCase = new RowsCamelCasePlugin()
-  const plugins = [camelCase]
   const logQuery = (event: LogEvent) => observeQuery(event.query.sql, event.queryDurationMillis / 1000)
+  const statementName = createStatementNamer()
+  const clients = new pg.Pool({
+    connectionString: url,
+    max: config.dbPoolSize,
+    connectionTimeoutMillis: pool.connectionTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: config.dbStatementTimeoutMs,
+    idle_in_transaction_session_timeout: 60_000,
+    application_name: pool.applicationName
+  })
+  // An idle client that loses its server (database restart) emits here; without a
+  // listener that error would crash the process. The pool replaces the client.
+  clients.on('error', err => log.warn({ err, pool: pool.applicationName }, 'database connection lost'))
+  // A connection can also die while checked out; the pool drops it on release, but the
+  // client's own 'error' event needs a listener or it would crash the process.
+  clients.on('connect', client => {
+    client.on('error', err => log.warn({ err, pool: pool.applicationName }, 'database connection lost'))
+    preparedStatements(client, statementName)
+  })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: clients }), plugins: [camelCase], log: logQuery })
+  const compiled = new CompiledQueries(async (text, parameters) => {
+    const name = parameters.length > 0 ? statementName(text) : undefined
+    const started = performance.now()
+    try {
+      const { fields, rows } = await clients.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
+      return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
+    } finally {
+      observeQuery(text, (performance.now() - started) / 1000)
+    }
+  })
+  return { db, compiled }
+}
+
+/** A read-only standby (DATABASE_REPLICA_URL): only lag-tolerant reads go there (see read-routing.ts). */
+export interface ReplicaHandle {
+  db: DB
+  compiled: CompiledQueries
+  close (): Promise<void>
+}
+
+export function connectReplica (url: string, config: Config, log: FastifyBaseLogger, observeQuery: QueryObserver = () => {}): ReplicaHandle {
+  // A short connect timeout: while the replica is unreachable its reads go to the primary instead.
+  const { db, compiled } = connectPool(url, config, log, observeQuery, { applicationName: 'user-management-api:replica', connectionTimeoutMs: 2000 })
+  return { db, compiled, close: () => db.destroy() }
+}
+
+export async function connectDatabase (config: Config, log: FastifyBaseLogger, observeQuery: QueryObserver = () => {}): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
-    const statementName = createStatementNamer()
-    const pool = new pg.Pool({
-      connectionString: config.databaseUrl,
-      max: config.dbPoolSize,
-      connectionTimeoutMillis: 5000,
-      idleTimeoutMillis: 30_000,
-      statement_timeout: config.dbStatementTimeoutMs,
-      idle_in_transaction_session_timeout: 60_000,
-      application_name: 'user-management-api'
-    })
-    // An idle client that loses its server (database restart) emits here; without a
-    // listener that error would crash the process. The pool replaces the client.
-    pool.on('error', err => log.warn({ err }, 'database connection lost'))
-    // A connection can also die while checked out; the pool drops it on release, but the
-    // client's own 'error' event needs a listener or it would crash the process.
-    pool.on('connect', client => {
-      client.on('error', err => log.warn({ err }, 'database connection lost'))
-      preparedStatements(client, statementName)
-    })
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins, log: logQuery })
-    const compiled = new CompiledQueries(async (text, parameters) => {
-      const name = parameters.length > 0 ? statementName(text) : undefined
-      const started = performance.now()
-      try {
-        const { fields, rows } = await pool.query<unknown[]>({ name, text, values: parameters as unknown[], rowMode: 'array' })
-        return { rows: camelCase.rowsFromArrays(fields.map(field => field.name), rows) }
-      } finally {
-        observeQuery(text, (performance.now() - started) / 1000)
-      }
-    })
+    const { db, compiled } = connectPool(config.databaseUrl, config, log, observeQuery, { applicationName: 'user-management-api', connectionTimeoutMs: 5000 })
     const listeners = new Set<pg.Client>()
     let closing = false
 
@@ -147,12 +165,14 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger, o
     }
   }
 
+  const camelCase = new RowsCamelCasePlugin()
+  const logQuery = (event: LogEvent) => observeQuery(event.query.sql, event.queryDurationMillis / 1000)
   const { PGlite } = await import('@electric-sql/pglite')
   const { pg_trgm: pgTrgm } = await import('@electric-sql/pglite/contrib/pg_trgm')
   const inMemory = config.dataDir === 'memory://' || config.dataDir === ':memory:'
   if (!inMemory) await mkdir(config.dataDir, { recursive: true })
   const client = new PGlite({ dataDir: inMemory ? undefined : config.dataDir, extensions: { pg_trgm: pgTrgm } })
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(client), plugins, log: logQuery })
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(client), plugins: [camelCase], log: logQuery })
   return {
     db,
     compiled: new CompiledQueries(),

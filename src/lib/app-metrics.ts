@@ -8,6 +8,8 @@ export interface AppMetrics {
   refreshReused (): void
   /** The breached-password check did not answer (timeout) or failed (error): the password was let through. */
   breachCheckFailed (reason: 'timeout' | 'error'): void
+  /** A lag-tolerant read (lists, audit, exports) and where it ran. */
+  lagTolerantRead (target: 'replica' | 'primary'): void
 }
 
 /** For code run outside an app (the CLI, a service built in a test): reports nothing. */
@@ -17,7 +19,8 @@ export const NO_METRICS: AppMetrics = {
   login () {},
   refreshRotated () {},
   refreshReused () {},
-  breachCheckFailed () {}
+  breachCheckFailed () {},
+  lagTolerantRead () {}
 }
 
 const KINDS = ['select', 'insert', 'update', 'delete'] as const

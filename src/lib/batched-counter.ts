@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { ChainableCommander, Redis } from 'ioredis'
-import { createRedisBreaker } from './redis-fallback.js'
+import type { ChainableCommander } from 'ioredis'
+import { createRedisBreaker, type RedisClient } from './redis-fallback.js'
 import { createMemoryCounter, createRedisCounter, type WindowCount } from './window-counter.js'
 
 /** How often the hits counted here are sent to Redis (one pipeline for every key). */
@@ -56,7 +56,7 @@ type WithHit<T> = T & { windowHit (key: string, windowMs: number, by: number): T
  * Without Redis, or while it is unreachable or failing (see createRedisBreaker), each instance
  * counts in process: the limits stay on.
  */
-export function createBudgetCounter (redis: Redis | null, log: FastifyBaseLogger): BudgetCounter {
+export function createBudgetCounter (redis: RedisClient | null, log: FastifyBaseLogger): BudgetCounter {
   const memory = createMemoryCounter()
   if (!redis) return { take: (key, windowMs) => memory.hit(key, windowMs), close: async () => {} }
   const shared = createRedisCounter(redis)
@@ -108,11 +108,23 @@ export function createBudgetCounter (redis: Redis | null, log: FastifyBaseLogger
     }
   }
 
+  /** One pipeline for every key; on a cluster (a pipeline must stay on one node) one command per key, all sent at once. */
+  async function send (batch: Array<[string, Entry, number]>): Promise<WindowCount[]> {
+    if (redis!.isCluster) return Promise.all(batch.map(([key, entry, by]) => shared.hit(key, entry.windowMs, by)))
+    const pipeline = redis!.pipeline() as WithHit<ChainableCommander>
+    for (const [key, entry, by] of batch) pipeline.windowHit(key, entry.windowMs, by)
+    const results = await pipeline.exec() ?? []
+    return results.map(([err, reply]) => {
+      if (err) throw err
+      const [count, ttlMs] = reply as [number, number]
+      return { count, ttlMs }
+    })
+  }
+
   async function flush () {
     timer = undefined
     if (dirty.size === 0) return
     if (!breaker.usable()) return forget()
-    const pipeline = redis!.pipeline() as WithHit<ChainableCommander>
     const batch: Array<[string, Entry, number]> = []
     for (const key of dirty) {
       const entry = entries.get(key)
@@ -121,17 +133,11 @@ export function createBudgetCounter (redis: Redis | null, log: FastifyBaseLogger
       entry.unsent = 0
       entry.sent += by
       batch.push([key, entry, by])
-      pipeline.windowHit(key, entry.windowMs, by)
     }
     dirty.clear()
     try {
-      const results = await pipeline.exec() ?? []
-      results.forEach(([err, reply], i) => {
-        if (err) throw err
-        const [key, entry, by] = batch[i]
-        const [count, ttlMs] = reply as [number, number]
-        acknowledge(key, entry, by, count, ttlMs)
-      })
+      const results = await send(batch)
+      results.forEach(({ count, ttlMs }, i) => acknowledge(batch[i][0], batch[i][1], batch[i][2], count, ttlMs))
     } catch (err) {
       degrade(err)
     }

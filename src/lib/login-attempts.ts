@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis } from 'ioredis'
-import { redisOrMemory } from './redis-fallback.js'
+import { redisOrMemory, type RedisClient } from './redis-fallback.js'
 
 /**
  * A failure budget: a key's failures within a window (the window starts at the first failure),
@@ -111,15 +110,20 @@ return 0
 /** How long a running attempt holds its place at most: a password check takes well under this. */
 const ATTEMPT_HOLD_MS = 30_000
 
-type RedisWithAttempts = Redis & {
+type RedisWithAttempts = RedisClient & {
   attemptAcquire (...args: Array<string | number>): Promise<[number, number, number]>
   attemptEnd (...args: Array<string | number>): Promise<number>
 }
 
-const keysOf = (budgets: Budget[]) => budgets.flatMap(({ key }) => [key, `${key}:running`])
+// One script takes every budget of an attempt at once (the account's and the client IP's, which
+// is shared by every account), so on a Redis Cluster all their keys must hash to one slot: every
+// budget key carries the same {hashtag}. Logins are few (AUTH_RATE_LIMIT_MAX) next to the rate
+// limits, whose keys spread over the cluster.
+const SLOT = '{login-budgets}:'
+const keysOf = (budgets: Budget[]) => budgets.flatMap(({ key }) => [`${SLOT}${key}`, `${SLOT}${key}:running`])
 
 /** Budgets shared by every instance through Redis (its keyPrefix applies), each step one atomic script. */
-export function createRedisAttemptStore (redis: Redis): AttemptStore {
+export function createRedisAttemptStore (redis: RedisClient): AttemptStore {
   const client = redis as RedisWithAttempts
   if (typeof client.attemptAcquire !== 'function') {
     client.defineCommand('attemptAcquire', { lua: ACQUIRE_SCRIPT })
@@ -143,7 +147,7 @@ export function createRedisAttemptStore (redis: Redis): AttemptStore {
  * Redis budgets that degrade to in-process ones, never to "no limit" (see redisOrMemory). An
  * attempt started on Redis and ended in process leaves its place on Redis until it expires.
  */
-export function createResilientAttemptStore (redis: Redis | null, log: FastifyBaseLogger): AttemptStore {
+export function createResilientAttemptStore (redis: RedisClient | null, log: FastifyBaseLogger): AttemptStore {
   const memory = createMemoryAttemptStore()
   if (!redis) return memory
   const pick = redisOrMemory(redis, createRedisAttemptStore(redis), memory, log, 'redis login budget failed; counting in process for now')

@@ -1,5 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
+
+/** A single Redis (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES). */
+export type RedisClient = Redis | Cluster
 
 const BREAKER_MS = 5000
 
@@ -10,7 +13,7 @@ export interface RedisBreaker {
   trip (err: unknown): void
 }
 
-export function createRedisBreaker (redis: Redis, log: FastifyBaseLogger, failure: string): RedisBreaker {
+export function createRedisBreaker (redis: RedisClient, log: FastifyBaseLogger, failure: string): RedisBreaker {
   let skipRedisUntil = 0
   return {
     usable: () => redis.status === 'ready' && Date.now() >= skipRedisUntil,
@@ -26,7 +29,7 @@ export function createRedisBreaker (redis: Redis, log: FastifyBaseLogger, failur
  * one otherwise. A failed or timed-out command also falls back, and Redis is then left alone for
  * a few seconds, so an unreachable Redis costs no latency per request.
  */
-export function redisOrMemory<S> (redis: Redis, shared: S, memory: S, log: FastifyBaseLogger, failure: string) {
+export function redisOrMemory<S> (redis: RedisClient, shared: S, memory: S, log: FastifyBaseLogger, failure: string) {
   const breaker = createRedisBreaker(redis, log, failure)
   return async function run<R> (op: (store: S) => Promise<R>): Promise<R> {
     if (breaker.usable()) {

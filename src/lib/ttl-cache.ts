@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis } from 'ioredis'
-import { redisOrMemory } from './redis-fallback.js'
+import { redisOrMemory, type RedisClient } from './redis-fallback.js'
 
 /**
  * A small key-value store whose entries expire. Asynchronous on purpose: the in-process one below
@@ -42,7 +41,7 @@ export function createMemoryTtlCache<T> (maxEntries = 10_000, now = () => Date.n
 }
 
 /** TtlCache in Redis (its keyPrefix applies): every instance sees the same entries. */
-export function createRedisTtlCache<T> (redis: Redis, namespace: string): TtlCache<T> {
+export function createRedisTtlCache<T> (redis: RedisClient, namespace: string): TtlCache<T> {
   return {
     async get (key) {
       const json = await redis.get(namespace + key)
@@ -63,7 +62,7 @@ export function createRedisTtlCache<T> (redis: Redis, namespace: string): TtlCac
  * connected or fails (see redisOrMemory): a cache miss is always a safe answer for its callers,
  * an error is not.
  */
-export function createResilientTtlCache<T> (redis: Redis | null, namespace: string, log: FastifyBaseLogger): TtlCache<T> {
+export function createResilientTtlCache<T> (redis: RedisClient | null, namespace: string, log: FastifyBaseLogger): TtlCache<T> {
   const memory = createMemoryTtlCache<T>()
   if (!redis) return memory
   const pick = redisOrMemory(redis, createRedisTtlCache<T>(redis, namespace), memory, log, 'redis cache failed; caching in process for now')

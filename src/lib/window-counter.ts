@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-fallback.js'
 
 export interface WindowCount {
   /** Hits in the current window. */
@@ -49,10 +49,10 @@ end
 return {n, ttl}
 `
 
-type RedisWithHit = Redis & { windowHit (key: string, windowMs: number, by: number): Promise<[number, number]> }
+type RedisWithHit = RedisClient & { windowHit (key: string, windowMs: number, by: number): Promise<[number, number]> }
 
 /** Counters shared by every instance through Redis (its keyPrefix applies). */
-export function createRedisCounter (redis: Redis): WindowCounter {
+export function createRedisCounter (redis: RedisClient): WindowCounter {
   const client = redis as RedisWithHit
   if (typeof client.windowHit !== 'function') client.defineCommand('windowHit', { numberOfKeys: 1, lua: HIT_SCRIPT })
   return {

@@ -19,7 +19,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       response: { 200: AuditListResponseSchema, ...errors(400, 401, 403, 429) }
     }
   }, async request => {
-    const { data, pagination } = await auditService.list(request.query)
+    const { data, pagination } = await auditService.list(request.query, request.actor?.id ?? null)
     return { success: true as const, data, pagination }
   })
 }

@@ -28,7 +28,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
 
   async function readiness () {
     const checks: Record<string, () => Promise<unknown>> = { database: () => fastify.database.ping() }
-    if (fastify.config.redisUrl && fastify.hasDecorator('redis')) checks.redis = () => (fastify as any).redis.ping()
+    if ((fastify.config.redisUrl || fastify.config.redisClusterNodes) && fastify.hasDecorator('redis')) checks.redis = () => (fastify as any).redis.ping()
     const failures: ErrorDetail[] = []
     await Promise.all(Object.entries(checks).map(async ([name, check]) => {
       try { await withTimeout(check(), CHECK_TIMEOUT_MS) } catch (err) {

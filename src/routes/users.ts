@@ -41,7 +41,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       response: { 200: UserListResponseSchema, ...errors(400, 401, 403, 429) }
     }
   }, async request => {
-    const { data, pagination } = await usersService.list(request.query as UserListQuery)
+    const { data, pagination } = await usersService.list(request.query as UserListQuery, request.actor?.id ?? null)
     return { success: true as const, data, pagination }
   })
 
@@ -235,7 +235,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       params: IdParamsSchema,
       response: { 200: Success(Type.Ref(UserExportSchema)), ...errors(400, 401, 403, 404, 429) }
     }
-  }, async request => ({ success: true as const, data: await usersService.exportData(request.params.id) }))
+  }, async request => ({ success: true as const, data: await usersService.exportData(request.params.id, request.actor?.id ?? null) }))
 
   fastify.post('/:id/erase', {
     preHandler: authorize('users:delete', { self: true }),

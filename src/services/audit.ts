@@ -1,4 +1,4 @@
-import type { DB } from '../db/connect.js'
+import type { LagTolerantReads } from '../db/read-routing.js'
 import { validationError } from '../errors.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
 import { dateOf } from '../lib/timestamp.js'
@@ -6,9 +6,10 @@ import { listAudit, type AuditFilter } from '../repositories/audit.js'
 import type { AuditListQuery, AuditLogEntry, AuditPagination } from '../../schemas/audit.js'
 
 /** Reads the audit trail; it is written by the services that change things, in their own transactions. */
-export function createAuditService ({ db }: { db: DB }) {
+export function createAuditService ({ reads }: { reads: LagTolerantReads }) {
   return {
-    async list (query: AuditListQuery): Promise<{ data: AuditLogEntry[], pagination: AuditPagination }> {
+    /** On the replica when there is one (callerId: whose own writes it must show). */
+    async list (query: AuditListQuery, callerId: string | null = null): Promise<{ data: AuditLogEntry[], pagination: AuditPagination }> {
       const filter: AuditFilter = { userId: query.userId, actorId: query.actorId, action: query.action, from: query.from, to: query.to }
       if (filter.from && filter.to && dateOf(filter.from) >= dateOf(filter.to)) {
         throw validationError('from must be before to', [{ field: 'from', message: 'must be before to' }])
@@ -20,7 +21,7 @@ export function createAuditService ({ db }: { db: DB }) {
         if (!/^\d{1,18}$/.test(position.value)) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
         afterSeq = position.value
       }
-      const rows = await listAudit(db, filter, afterSeq, query.limit + 1)
+      const rows = await reads.run(callerId, db => listAudit(db, filter, afterSeq, query.limit + 1))
       const hasNext = rows.length > query.limit
       const page = rows.slice(0, query.limit)
       const last = page[page.length - 1]

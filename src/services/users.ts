@@ -2,6 +2,7 @@ import type { Transaction } from 'kysely'
 import type { Config } from '../config.js'
 import type { DB } from '../db/connect.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
+import type { LagTolerantReads } from '../db/read-routing.js'
 import type { Database } from '../db/types.js'
 import { forbidden, notFound, preconditionFailed, validationError } from '../errors.js'
 import { changesBetween } from '../lib/changes.js'
@@ -65,6 +66,7 @@ const AUDITED_FIELDS = ['email', 'firstName', 'lastName', 'status', 'emailVerifi
 export interface UsersServiceDeps {
   db: DB
   compiled: CompiledQueries
+  reads: LagTolerantReads
   config: Config
   hasher: PasswordHasher
   emails: EmailOutbox
@@ -87,7 +89,7 @@ export interface NewAccount {
 
 interface AccountOptions { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> }
 
-export function createUsersService ({ db, compiled, hasher, emails, passwordPolicy = createPasswordPolicy() }: UsersServiceDeps) {
+export function createUsersService ({ db, compiled, reads, hasher, emails, passwordPolicy = createPasswordPolicy() }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, compiled, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -195,7 +197,8 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
   }
 
   return {
-    async list (query: UserListQuery) {
+    /** On the replica when there is one (callerId: whose own writes it must show). */
+    async list (query: UserListQuery, callerId: string | null = null) {
       const fields = parseFields(query.fields)
       const descending = query.sort.startsWith('-')
       const sort = query.sort.replace('-', '') as UserSortKey
@@ -208,7 +211,7 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
         if (value instanceof Date && Number.isNaN(value.getTime())) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
         after = { value, id: position.id }
       }
-      const { rows, total } = await users.listUsers(db, compiled, {
+      const { rows, total } = await reads.run(callerId, (db, compiled) => users.listUsers(db, compiled, {
         sort,
         descending,
         includeDeleted: query.includeDeleted,
@@ -223,7 +226,7 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
         limit: query.limit + 1,
         offset: after ? 0 : (query.page - 1) * query.limit,
         withTotal: !after
-      })
+      }))
 
       const hasNext = rows.length > query.limit
       const visible = rows.slice(0, query.limit).map(toUser)
@@ -292,9 +295,17 @@ export function createUsersService ({ db, compiled, hasher, emails, passwordPoli
       })
     },
 
-    async exportData (id: string) {
-      const user = await load(db, id)
-      const [sessionRows, auditRows, mfa] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000), findMfaState(db, id)])
+    /** On the replica when there is one, as list. */
+    async exportData (id: string, callerId: string | null = null) {
+      // Not found is an answer, not a replica failure: thrown after the read.
+      const found = await reads.run(callerId, async (db, compiled) => {
+        const row = await users.findUserById(db, compiled, id)
+        if (!row) return undefined
+        const [sessionRows, auditRows, mfa] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000), findMfaState(db, id)])
+        return { user: toUser(row), sessionRows, auditRows, mfa }
+      })
+      if (!found) throw notFound('User')
+      const { user, sessionRows, auditRows, mfa } = found
       return {
         user,
         profile: user.profile,

@@ -65,10 +65,36 @@ export default fp(async function metrics (fastify) {
   backlogGauge('jobs_oldest_pending_age_seconds', 'Age of the oldest job waiting to run, by queue', row => row.oldestAgeSec)
   new Gauge({ // eslint-disable-line no-new
     name: 'redis_fallback_active',
-    help: '1 while REDIS_URL is set but Redis is not connected, so shared state is kept in process',
+    help: '1 while REDIS_URL (or REDIS_CLUSTER_NODES) is set but Redis is not connected, so shared state is kept in process',
     registers,
-    collect () { this.set(fastify.config.redisUrl && fastify.redis?.status !== 'ready' ? 1 : 0) }
+    collect () { this.set(fastify.redis && fastify.redis.status !== 'ready' ? 1 : 0) }
   })
+  const lagTolerantReads = new Counter({
+    name: 'db_lag_tolerant_reads_total',
+    help: 'Reads that tolerate replica lag (lists, audit, exports) by where they ran: replica, or primary (a caller\'s write not replayed yet, or the replica down)',
+    labelNames: ['target'] as const,
+    registers
+  })
+  if (fastify.config.databaseReplicaUrl) {
+    // Both gauges from one look per scrape.
+    let lagScrape: Promise<number | undefined> | undefined
+    const readLag = () => {
+      lagScrape ??= fastify.lagTolerantReads.lagBytes().finally(() => setImmediate(() => { lagScrape = undefined }))
+      return lagScrape
+    }
+    new Gauge({ // eslint-disable-line no-new
+      name: 'db_replica_up',
+      help: '1 while the replica (DATABASE_REPLICA_URL) answers and takes reads, 0 while they go to the primary instead',
+      registers,
+      async collect () { this.set(await readLag() === undefined ? 0 : 1) }
+    })
+    new Gauge({ // eslint-disable-line no-new
+      name: 'db_replica_lag_bytes',
+      help: 'WAL bytes the replica has not replayed yet (0 while it is down: see db_replica_up)',
+      registers,
+      async collect () { this.set(await readLag() ?? 0) }
+    })
+  }
 
   // One child per label set, kept: prom-client would otherwise hash the labels on every observation.
   const byKind = new Map<StatementKind, Histogram.Internal<'kind'>>()
@@ -89,7 +115,8 @@ export default fp(async function metrics (fastify) {
     login: outcome => logins.inc({ outcome }),
     refreshRotated: () => rotations.inc(),
     refreshReused: () => reuses.inc(),
-    breachCheckFailed: reason => breachFailures.inc({ reason })
+    breachCheckFailed: reason => breachFailures.inc({ reason }),
+    lagTolerantRead: target => lagTolerantReads.inc({ target })
   } satisfies AppMetrics)
 
   const series = new Map<string, Histogram.Internal<'route' | 'method' | 'status_code'>>()

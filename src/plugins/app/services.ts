@@ -38,7 +38,7 @@ export default fp(async function services (fastify) {
   const passwordPolicy = createPasswordPolicy(config.passwordBreachCheckUrl
     ? createBreachCheck({ url: config.passwordBreachCheckUrl, log: fastify.log, metrics: fastify.appMetrics })
     : undefined)
-  const usersService = createUsersService({ db, compiled, config, hasher, emails: fastify.emailOutbox, passwordPolicy })
+  const usersService = createUsersService({ db, compiled, reads: fastify.lagTolerantReads, config, hasher, emails: fastify.emailOutbox, passwordPolicy })
   fastify.decorate('usersService', usersService)
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
@@ -54,7 +54,7 @@ export default fp(async function services (fastify) {
   const oidcClients = createOidcClients(config.oidcProviders, config.publicUrl)
   fastify.decorate('oidcService', createOidcService({ db, config, clients: oidcClients, authService, emails: fastify.emailOutbox }))
   fastify.decorate('rolesService', createRolesService({ db }))
-  fastify.decorate('auditService', createAuditService({ db }))
+  fastify.decorate('auditService', createAuditService({ reads: fastify.lagTolerantReads }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }
