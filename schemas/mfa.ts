@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Nullable, Success, Timestamp, Uuid } from './common.js'
 import { TokenPairSchema } from './auth.js'
+import { AuthenticationResponseSchema } from './passkeys.js'
 
 /** The second factors a login can be completed with. */
 export const MFA_METHODS = ['totp', 'recovery_code', 'passkey'] as const
@@ -59,6 +60,7 @@ export const MfaCodeSchema = Type.Object({
 export const MfaVerifySchema = Type.Object({
   mfaToken: MfaToken,
   code: Type.Optional(Code('The 6-digit code of the TOTP authenticator')),
-  recoveryCode: Type.Optional(Code('An unused recovery code'))
+  recoveryCode: Type.Optional(Code('An unused recovery code')),
+  passkey: Type.Optional(Type.Ref(AuthenticationResponseSchema, { description: 'A passkey assertion for options from POST /auth/passkeys/login/options with this mfaToken' }))
 }, { additionalProperties: false })
 export type MfaVerify = Static<typeof MfaVerifySchema>

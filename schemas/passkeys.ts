@@ -74,7 +74,8 @@ export const LoginOptionsSchema = Type.Object({
 export const LoginOptionsResponseSchema = Success(LoginOptionsSchema)
 
 export const LoginOptionsBodySchema = Type.Object({
-  email: Type.Optional(Type.String({ minLength: 1, maxLength: 254, description: 'Limit the login to this account\'s passkeys; omit it for a discoverable credential' }))
+  email: Type.Optional(Type.String({ minLength: 1, maxLength: 254, description: 'Limit the login to this account\'s passkeys; omit it for a discoverable credential' })),
+  mfaToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Instead of email: the mfaToken of a login awaiting its second factor; the options are bound to that user\'s passkeys' }))
 }, { additionalProperties: false })
 export type LoginOptionsBody = Static<typeof LoginOptionsBodySchema>
 

@@ -366,3 +366,37 @@ t.test('erasing a user removes its passkeys', async t => {
   t.equal((await db.selectFrom('userPasskeys').select('id').where('userId', '=', user.id).execute()).length, 0, 'no credential left')
   assertError(t, (await passkeyLogin(authenticator)).res, 401, 'INVALID_CREDENTIALS')
 })
+
+t.test('a passkey as the second factor of a password login', async t => {
+  const user = await createUser(app)
+  const { authenticator, passkey } = await enrol(user)
+  const status = await as(app, user, { method: 'GET', url: '/api/v1/auth/mfa' })
+  t.same(status.json().data.passkeys.map((p: { id: string }) => p.id), [passkey.id], 'GET /auth/mfa lists the passkey')
+
+  const password = () => app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: user.email, password: user.password } })
+  const first = (await password()).json().data
+  t.equal(first.mfaRequired, true, 'the right password alone no longer signs in')
+  t.same(first.methods, ['passkey'])
+  t.notOk(first.accessToken, 'no token before the second factor')
+
+  assertError(t, await loginOptions({ mfaToken: 'not-a-token' }), 401, 'UNAUTHORIZED', 'options for an unknown mfaToken')
+  assertError(t, await loginOptions({ mfaToken: first.mfaToken, email: user.email }), 400, 'VALIDATION_ERROR', 'mfaToken and email together')
+  const { options } = (await loginOptions({ mfaToken: first.mfaToken })).json().data
+  t.same(options.allowCredentials.map((c: { id: string }) => c.id), [authenticator.id], "bound to the user's passkeys")
+
+  const verify = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/auth/mfa/verify', payload })
+  // A wrong assertion (another challenge) is a wrong code: 401, counted, the mfaToken still usable.
+  const stale = authenticator.get({ challenge: Buffer.from('not the challenge').toString('base64url') })
+  assertError(t, await verify({ mfaToken: first.mfaToken, passkey: stale }), 401, 'INVALID_MFA_CODE', 'an assertion for no challenge')
+  const res = await verify({ mfaToken: first.mfaToken, passkey: authenticator.get(options) })
+  t.equal(res.statusCode, 200, res.body)
+  const pair = res.json().data
+  t.same(claimsOf(pair.accessToken).amr, ['pwd', 'passkey'], 'amr ["pwd","passkey"]')
+  t.equal((await as(app, { token: pair.accessToken }, { method: 'GET', url: '/api/v1/auth/me' })).statusCode, 200)
+  assertError(t, await verify({ mfaToken: first.mfaToken, passkey: authenticator.get(options) }), 401, 'UNAUTHORIZED', 'the mfaToken is spent')
+
+  // An administrator's reset removes the passkey: the password alone signs in again.
+  const admin = await createUser(app, { roles: ['admin'] })
+  t.equal((await as(app, admin, { method: 'POST', url: `/api/v1/users/${user.id}/mfa/reset` })).statusCode, 204)
+  t.same((await as(app, { token: (await password()).json().data.accessToken }, { method: 'GET', url: '/api/v1/auth/mfa' })).json().data.passkeys, [], 'reset removed the passkey')
+})

@@ -416,7 +416,7 @@ export interface paths {
         put?: never;
         /**
          * Start a passwordless login: request options for navigator.credentials.get
-         * @description Anonymous. Without an email, any discoverable credential may answer; with one, allowCredentials lists that account's passkeys, and an email of no account (or of one without passkeys) gets options of the same shape, so the answer does not tell whether the account exists. Send challengeId back with the assertion. The challenge lives 5 minutes and is accepted once, on any instance; the origin must be one of WEBAUTHN_ORIGINS and the RP ID WEBAUTHN_RP_ID. Rate limited by AUTH_RATE_LIMIT_MAX per client IP, counted for this route alone.
+         * @description Anonymous. With { mfaToken } (a password login answered mfaRequired), options for that user's passkeys as the second factor: send the assertion to /auth/mfa/verify as { mfaToken, passkey }; an unknown, spent or expired mfaToken is 401. Without an email, any discoverable credential may answer; with one, allowCredentials lists that account's passkeys, and an email of no account (or of one without passkeys) gets options of the same shape, so the answer does not tell whether the account exists. Send challengeId back with the assertion. The challenge lives 5 minutes and is accepted once, on any instance; the origin must be one of WEBAUTHN_ORIGINS and the RP ID WEBAUTHN_RP_ID. Rate limited by AUTH_RATE_LIMIT_MAX per client IP, counted for this route alone.
          */
         post: operations["passkeyLoginOptions"];
         delete?: never;
@@ -3160,6 +3160,8 @@ export interface operations {
                 "application/json": {
                     /** @description Limit the login to this account's passkeys; omit it for a discoverable credential */
                     email?: string;
+                    /** @description Instead of email: the mfaToken of a login awaiting its second factor; the options are bound to that user's passkeys */
+                    mfaToken?: string;
                 };
             };
         };
@@ -3192,6 +3194,20 @@ export interface operations {
             };
             /** @description Invalid input (VALIDATION_ERROR, INVALID_TOKEN) */
             400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, INVALID_MFA_CODE, TOKEN_EXPIRED, TOKEN_REUSED) */
+            401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
@@ -4415,6 +4431,7 @@ export interface operations {
                     code?: string;
                     /** @description An unused recovery code */
                     recoveryCode?: string;
+                    passkey?: components["schemas"]["PasskeyAuthenticationResponse"];
                 };
             };
         };

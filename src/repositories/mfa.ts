@@ -66,11 +66,12 @@ export async function findMfaState (db: Executor, userId: string) {
   const row = await db.selectFrom('users as u')
     .select([
       sql<boolean>`exists(select 1 from user_totp t where t.user_id = u.id and t.confirmed_at is not null)`.as('totp'),
-      sql<number>`(select count(*)::int from user_recovery_codes c where c.user_id = u.id and c.used_at is null)`.as('recoveryCodesLeft')
+      sql<number>`(select count(*)::int from user_recovery_codes c where c.user_id = u.id and c.used_at is null)`.as('recoveryCodesLeft'),
+      sql<boolean>`exists(select 1 from user_passkeys p where p.user_id = u.id)`.as('passkeys')
     ])
     .where('u.id', '=', userId)
     .executeTakeFirst()
-  return row ?? { totp: false, recoveryCodesLeft: 0 }
+  return row ?? { totp: false, recoveryCodesLeft: 0, passkeys: false }
 }
 
 export async function insertMfaChallenge (db: Executor, challenge: { userId: string, tokenHash: string, amr: string[], method: string, expiresAt: Date }) {

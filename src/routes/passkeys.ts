@@ -5,6 +5,7 @@ import {
   LoginOptionsBodySchema, LoginOptionsResponseSchema, LoginVerifyBodySchema, PasskeyResponseSchema,
   RegisterVerifyBodySchema, RegistrationOptionsResponseSchema
 } from '../../schemas/passkeys.js'
+import { validationError } from '../errors.js'
 import { contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
@@ -76,15 +77,18 @@ const passkeyRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'passkeyLoginOptions',
       tags,
       summary: 'Start a passwordless login: request options for navigator.credentials.get',
-      description: 'Anonymous. Without an email, any discoverable credential may answer; with one, allowCredentials lists that account\'s ' +
+      description: 'Anonymous. With { mfaToken } (a password login answered mfaRequired), options for that user\'s passkeys as the second factor: ' +
+        'send the assertion to /auth/mfa/verify as { mfaToken, passkey }; an unknown, spent or expired mfaToken is 401. Without an email, any discoverable credential may answer; with one, allowCredentials lists that account\'s ' +
         'passkeys, and an email of no account (or of one without passkeys) gets options of the same shape, so the answer does not tell ' +
         `whether the account exists. Send challengeId back with the assertion. ${CEREMONY} ${AUTH_BUDGET}`,
       security: anonymous,
       body: LoginOptionsBodySchema,
-      response: { 200: LoginOptionsResponseSchema, ...errors(400, 429) }
+      response: { 200: LoginOptionsResponseSchema, ...errors(400, 401, 429) }
     }
   }, async request => {
-    return { success: true as const, data: await passkeysService.loginOptions(request.body.email) }
+    const { email, mfaToken } = request.body
+    if (email !== undefined && mfaToken !== undefined) throw validationError('Send email or mfaToken, not both', [{ field: 'mfaToken', message: 'not with email' }])
+    return { success: true as const, data: mfaToken === undefined ? await passkeysService.loginOptions(email) : await passkeysService.secondFactorOptions(mfaToken) }
   })
 
   fastify.post('/login/verify', {

@@ -21,7 +21,7 @@ import type { RequestContext } from './context.js'
 import { toUser, type UsersService } from './users.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
-import type { MfaService } from './mfa.js'
+import type { MfaService, SecondFactor } from './mfa.js'
 
 export type { LoginAttempt, LoginGuard } from './login-throttle.js'
 import * as mfaRecords from '../repositories/mfa.js'
@@ -212,15 +212,19 @@ export function createAuthService ({
      * token stays usable for another try until it expires or the account locks.
      */
     async verifyMfa (ctx: RequestContext, body: MfaVerify): Promise<TokenPair> {
-      const factors = [body.code === undefined ? [] : [{ totp: body.code.trim() }], body.recoveryCode === undefined ? [] : [{ recoveryCode: body.recoveryCode }]].flat()
+      const factors: SecondFactor[] = [
+        ...(body.code === undefined ? [] : [{ totp: body.code.trim() }]),
+        ...(body.recoveryCode === undefined ? [] : [{ recoveryCode: body.recoveryCode }]),
+        ...(body.passkey === undefined ? [] : [{ passkey: body.passkey }])
+      ]
       if (factors.length !== 1) {
-        throw validationError('Send exactly one of code and recoveryCode with the mfaToken', [{ field: 'code', message: 'exactly one of code and recoveryCode is required' }])
+        throw validationError('Send exactly one of code, recoveryCode and passkey with the mfaToken', [{ field: 'code', message: 'exactly one of code, recoveryCode and passkey is required' }])
       }
       const tokenHash = hashToken(body.mfaToken)
       const challenge = await mfaRecords.findMfaChallenge(db, tokenHash)
       if (!challenge) throw unauthorized(MFA_TOKEN_INVALID)
       const pair = await mfaService.withSecondFactor(ctx, challenge, factors[0],
-        (trx, method) => startLogin(trx, ctx, challenge.userId, { amr: [...challenge.amr, 'otp'], method: challenge.method, audit: { secondFactor: method } }),
+        (trx, method) => startLogin(trx, ctx, challenge.userId, { amr: [...challenge.amr, method === 'passkey' ? 'passkey' : 'otp'], method: challenge.method, audit: { secondFactor: method } }),
         // Of two verifications of one token, one spends it and the other waits for its row lock,
         // then fails here, before its code is looked at: a double submit is not a wrong code.
         async trx => { if (!await mfaRecords.spendMfaChallenge(trx, tokenHash)) throw unauthorized(MFA_TOKEN_INVALID) })

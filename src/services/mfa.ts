@@ -11,9 +11,11 @@ import { createSecretBox } from '../lib/secret-box.js'
 import { newTotpSecret, qrSvg, totpTimeStep, totpUri } from '../lib/totp.js'
 import { insertAudit } from '../repositories/audit.js'
 import * as mfa from '../repositories/mfa.js'
+import { deleteUserPasskeys } from '../repositories/passkeys.js'
 import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { MfaMethod, MfaStatus } from '../../schemas/mfa.js'
+import type { AuthenticationResponse, Passkey } from '../../schemas/passkeys.js'
 import type { LoginGuard } from './login-throttle.js'
 import type { RequestContext } from './context.js'
 
@@ -30,17 +32,18 @@ function newRecoveryCode () {
 }
 
 /** A second factor as presented: a TOTP code or a recovery code. */
-export type SecondFactor = { totp: string } | { recoveryCode: string }
-type CodeMethod = Extract<MfaMethod, 'totp' | 'recovery_code'>
+export type SecondFactor = { totp: string } | { recoveryCode: string } | { passkey: AuthenticationResponse }
+type CodeMethod = MfaMethod
 
 /** `{ code }` of the management routes: six digits are a TOTP code, anything else a recovery code. */
 const factorOfCode = (code: string): SecondFactor => /^\s*\d{6}\s*$/.test(code) ? { totp: code.trim() } : { recoveryCode: code }
 
 /** The second factors a login of this user can be completed with. */
-export function methodsOf (state: { totp: boolean, recoveryCodesLeft: number }): MfaMethod[] {
+export function methodsOf (state: { totp: boolean, recoveryCodesLeft: number, passkeys: boolean }): MfaMethod[] {
   const methods: MfaMethod[] = []
   if (state.totp) methods.push('totp')
   if (state.totp && state.recoveryCodesLeft > 0) methods.push('recovery_code')
+  if (state.passkeys) methods.push('passkey')
   return methods
 }
 
@@ -49,6 +52,11 @@ export interface MfaServiceDeps {
   compiled: CompiledQueries
   config: Config
   loginGuard: LoginGuard
+  /** The passkeys service's side of a passkey as second factor (it is built after this one). */
+  passkeys: {
+    verifyAssertion (by: { mfaUserId: string }, response: AuthenticationResponse): Promise<{ ok: boolean }>
+    list (userId: string): Promise<Passkey[]>
+  }
   metrics?: AppMetrics
 }
 
@@ -57,7 +65,7 @@ export interface MfaServiceDeps {
  * (AES-256-GCM) before it reaches the database and leaves the service only in the setup answer;
  * recovery codes only in the answer that makes them.
  */
-export function createMfaService ({ db, compiled, config, loginGuard, metrics = NO_METRICS }: MfaServiceDeps) {
+export function createMfaService ({ db, compiled, config, loginGuard, passkeys, metrics = NO_METRICS }: MfaServiceDeps) {
   const box = createSecretBox(config.mfaEncryptionKey)
 
   async function actorAccount (ctx: RequestContext) {
@@ -68,7 +76,7 @@ export function createMfaService ({ db, compiled, config, loginGuard, metrics = 
   }
 
   /** Spends the factor if it is right and unused: the TOTP step moves forward, or the recovery code is marked used. */
-  async function spendFactor (trx: Transaction<Database>, userId: string, factor: SecondFactor): Promise<boolean> {
+  async function spendFactor (trx: Transaction<Database>, userId: string, factor: Exclude<SecondFactor, { passkey: unknown }>): Promise<boolean> {
     if ('recoveryCode' in factor) return mfa.spendRecoveryCode(trx, userId, box.hash(normalizeRecoveryCode(factor.recoveryCode)))
     const totp = await mfa.findTotp(trx, userId)
     if (!totp?.confirmedAt) return false
@@ -88,14 +96,17 @@ export function createMfaService ({ db, compiled, config, loginGuard, metrics = 
    */
   async function withSecondFactor<T> (ctx: RequestContext, account: { userId: string, email: string }, factor: SecondFactor,
     then: (trx: Transaction<Database>, method: CodeMethod) => Promise<T>, claim?: (trx: Transaction<Database>) => Promise<void>): Promise<T> {
-    const method: CodeMethod = 'totp' in factor ? 'totp' : 'recovery_code'
+    const method: CodeMethod = 'totp' in factor ? 'totp' : 'passkey' in factor ? 'passkey' : 'recovery_code'
     const attempt = await loginGuard.begin(account.email, ctx).catch(err => { metrics.login('locked'); throw err })
     let outcome: AttemptOutcome = 'abandoned'
     try {
+      // A passkey's challenge and counter are spent by the passkeys service on its own, before the
+      // transaction (the embedded database has one connection: inside it, that would wait forever).
+      const passkeyOk = 'passkey' in factor && (await passkeys.verifyAssertion({ mfaUserId: account.userId }, factor.passkey)).ok
       const value = await db.transaction().execute(async trx => {
         await claim?.(trx)
         // Thrown, so that the transaction rolls back what claim did.
-        if (!await spendFactor(trx, account.userId, factor)) throw invalidMfaCode()
+        if (!('passkey' in factor ? passkeyOk : await spendFactor(trx, account.userId, factor))) throw invalidMfaCode()
         return then(trx, method)
       }).catch(async err => {
         if (!(err instanceof AppError && err.code === 'INVALID_MFA_CODE')) throw err
@@ -131,7 +142,7 @@ export function createMfaService ({ db, compiled, config, loginGuard, metrics = 
     async status (ctx: RequestContext): Promise<MfaStatus> {
       if (!ctx.actor) throw unauthorized()
       const state = await mfa.findMfaState(db, ctx.actor.id)
-      return { totp: state.totp, recoveryCodesLeft: state.recoveryCodesLeft, passkeys: [] }
+      return { totp: state.totp, recoveryCodesLeft: state.recoveryCodesLeft, passkeys: await passkeys.list(ctx.actor.id) }
     },
 
     /** A new secret, not active until confirmed; it replaces an unconfirmed one. With TOTP active: 409. */
@@ -198,8 +209,9 @@ export function createMfaService ({ db, compiled, config, loginGuard, metrics = 
         const totp = await mfa.deleteTotp(trx, userId)
         const recoveryCodes = await mfa.deleteRecoveryCodes(trx, userId)
         await mfa.deleteMfaChallenges(trx, userId)
+        const passkeysRemoved = await deleteUserPasskeys(trx, userId)
         const sessionsRevoked = await revokeSessions(trx, userId)
-        await insertAudit(trx, ctx, { action: 'user.mfa_reset', userId, changes: { totp, recoveryCodes, sessionsRevoked } })
+        await insertAudit(trx, ctx, { action: 'user.mfa_reset', userId, changes: { totp, recoveryCodes, passkeys: passkeysRemoved, sessionsRevoked } })
       })
     }
   }

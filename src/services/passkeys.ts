@@ -8,7 +8,9 @@ import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
 import { conflict, forbidden, invalidCredentials, notFound, unauthorized, validationError } from '../errors.js'
 import { NO_METRICS, type AppMetrics } from '../lib/app-metrics.js'
+import { hashToken } from '../lib/tokens.js'
 import { insertAudit } from '../repositories/audit.js'
+import { findMfaChallenge } from '../repositories/mfa.js'
 import * as passkeys from '../repositories/passkeys.js'
 import * as users from '../repositories/users.js'
 import type { AuthenticationResponse, Passkey, RegistrationResponse } from '../../schemas/passkeys.js'
@@ -134,6 +136,12 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
     return challenge ? passkeys.spendChallenge(db, { purpose: 'mfa', userId, challenge }) : undefined
   }
 
+  /** Request options for a passkey as the second factor of userId's login (whose password was right). */
+  async function mfaOptions (userId: string) {
+    const owned = await passkeys.listCredentialDescriptors(db, userId)
+    return assertionOptions('mfa', userId, owned.map(descriptor))
+  }
+
   return {
     verifyAssertion,
 
@@ -230,11 +238,14 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
       return assertionOptions('login', rows[0]?.userId ?? null, allow)
     },
 
-    /** Request options for a passkey as the second factor of userId's login (whose password was right). */
-    async mfaOptions (userId: string) {
-      const owned = await passkeys.listCredentialDescriptors(db, userId)
-      return assertionOptions('mfa', userId, owned.map(descriptor))
+    /** mfaOptions for the user of a pending second step, found by its mfaToken (which stays unspent). */
+    async secondFactorOptions (mfaToken: string) {
+      const challenge = await findMfaChallenge(db, hashToken(mfaToken))
+      if (!challenge) throw unauthorized('The MFA token is invalid, spent or expired; log in again')
+      return mfaOptions(challenge.userId)
     },
+
+    mfaOptions,
 
     /** A passwordless login: the assertion is the credential. Any failure is 401 INVALID_CREDENTIALS. */
     async login (ctx: RequestContext, challengeId: string, response: AuthenticationResponse): Promise<LoginAnswer> {

@@ -44,12 +44,21 @@ export default fp(async function services (fastify) {
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
   // The same lockout counts wrong passwords and wrong second-factor codes.
-  const mfaService = createMfaService({ db, compiled, config, loginGuard, metrics: fastify.appMetrics })
+  const mfaService = createMfaService({
+    db,
+    compiled,
+    config,
+    loginGuard,
+    metrics: fastify.appMetrics,
+    // passkeysService needs authService, which needs this: bound when called, after all three exist.
+    passkeys: { verifyAssertion: (by, response) => passkeysService.verifyAssertion(by, response), list: userId => passkeysService.list(userId) }
+  })
   fastify.decorate('mfaService', mfaService)
   const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, mfaService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy })
   fastify.decorate('authService', authService)
   fastify.decorate('invitationsService', createInvitationsService({ db, hasher, passwordPolicy, emails: fastify.emailOutbox, usersService, authService }))
-  fastify.decorate('passkeysService', createPasskeysService({ db, compiled, config, authService, metrics: fastify.appMetrics }))
+  const passkeysService = createPasskeysService({ db, compiled, config, authService, metrics: fastify.appMetrics })
+  fastify.decorate('passkeysService', passkeysService)
   // Providers are discovered on first use, not here: one that is down must not stop the start.
   const oidcClients = createOidcClients(config.oidcProviders, config.publicUrl)
   fastify.decorate('oidcService', createOidcService({ db, config, clients: oidcClients, authService, emails: fastify.emailOutbox }))
