@@ -17,7 +17,7 @@ import { generate } from 'otplib'
  */
 
 type Kind = 'password' | 'access token' | 'refresh token' | 'verify token' | 'reset token' | 'token hash' | 'password hash' | 'bogus credential' |
-  'totp secret' | 'sealed secret' | 'totp code' | 'recovery code' | 'recovery code hash' | 'mfa token' | 'encryption key'
+  'totp secret' | 'sealed secret' | 'totp code' | 'recovery code' | 'recovery code hash' | 'mfa token' | 'encryption key' | 'invitation token'
 
 const lines: string[] = []
 const stream = new Writable({ write (chunk, _encoding, done) { lines.push(...String(chunk).split('\n').filter(Boolean)); done() } })
@@ -69,8 +69,8 @@ async function call (label: string, options: InjectOptions & { url: string }, to
   const res = await app.inject({ ...options, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers } })
   const index = responses.push({ label, status: res.statusCode, body: res.body, headers: JSON.stringify(res.headers) }) - 1
   requestIds.add(String(res.headers['x-request-id']))
-  const data = res.statusCode === 200 ? res.json().data : undefined
-  if (data && /\/auth\/(login|refresh|mfa\/verify)$/.test(options.url)) {
+  const data = res.statusCode === 200 || (res.statusCode === 201 && options.url.endsWith('/auth/invitations/accept')) ? res.json().data : undefined
+  if (data && /\/auth\/(login|refresh|mfa\/verify|invitations\/accept)$/.test(options.url)) {
     if (data.mfaRequired) {
       issued(secret('mfa token', data.mfaToken), index)
     } else {
@@ -283,6 +283,18 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   await check(t, 'mfa reset by an administrator', 204, { method: 'POST', url: `/api/v1/users/${id}/mfa/reset` }, a)
   await check(t, 'me: a login the reset ended', 401, { method: 'GET', url: '/api/v1/auth/me' }, twoFactor)
 
+  // An invitation: created, its email's token, a refused acceptance, then the one that signs in.
+  const invited = uniqueEmail('invited')
+  await check(t, 'invitation', 201, { method: 'POST', url: '/api/v1/invitations', payload: { email: invited, firstName: 'In', lastName: 'Vited' } }, a)
+  await check(t, 'invitations list', 200, { method: 'GET', url: '/api/v1/invitations' }, a)
+  const invitation = await db.selectFrom('emailOutbox').select('payload').where('toAddress', '=', invited).where('template', '=', 'invitation').executeTakeFirstOrThrow()
+  const invitationToken = secret('invitation token', (invitation.payload as { token: string }).token)
+  const p5 = password('invited')
+  await check(t, 'invitation accept: weak password', 400, { method: 'POST', url: '/api/v1/auth/invitations/accept', payload: { token: invitationToken, password: secret('password', `weak${randomUUID().slice(0, 6)}`) } })
+  const accepted = await check(t, 'invitation accept', 201, { method: 'POST', url: '/api/v1/auth/invitations/accept', payload: { token: invitationToken, password: p5 } })
+  await rememberHash(accepted.json().data.user.id)
+  await check(t, 'invitation accept: replayed', 400, { method: 'POST', url: '/api/v1/auth/invitations/accept', payload: { token: invitationToken, password: password('replay') } })
+
   await check(t, 'users erase', 204, { method: 'POST', url: `/api/v1/users/${managedId}/erase` }, a)
   await check(t, 'users get: erased', 404, { method: 'GET', url: `/api/v1/users/${managedId}` }, a)
 
@@ -310,11 +322,12 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   const actions = new Set(audit.map(row => row.action))
   for (const action of ['user.created', 'auth.login', 'auth.login_failed', 'auth.token_reused', 'user.email_verified', 'auth.password_reset',
     'auth.password_changed', 'auth.session_revoked', 'auth.logout', 'user.updated', 'user.deleted', 'user.restored', 'user.erased',
-    'auth.mfa_enabled', 'auth.mfa_failed', 'auth.recovery_codes_regenerated', 'auth.mfa_disabled', 'user.mfa_reset']) {
+    'auth.mfa_enabled', 'auth.mfa_failed', 'auth.recovery_codes_regenerated', 'auth.mfa_disabled', 'user.mfa_reset',
+    'invitation.created', 'invitation.accepted']) {
     t.ok(actions.has(action), `an audit row ${action}`)
   }
   const kinds = new Set(secrets.values())
-  t.same([...kinds].sort(), ['access token', 'bogus credential', 'encryption key', 'mfa token', 'password', 'password hash', 'recovery code', 'recovery code hash',
+  t.same([...kinds].sort(), ['access token', 'bogus credential', 'encryption key', 'invitation token', 'mfa token', 'password', 'password hash', 'recovery code', 'recovery code hash',
     'refresh token', 'reset token', 'sealed secret', 'token hash', 'totp code', 'totp secret', 'verify token'], 'every kind of secret is searched for')
   for (const [token, by] of issuedBy) {
     for (const index of by) t.ok(responses[index]?.body.includes(token), `${responses[index]?.label} carries the token it issued`)

@@ -393,3 +393,23 @@ t.test('erasing a user removes its identities: the same provider account then ma
   const again = await signedIn(t, await signIn(sub))
   t.not(again.user.id, first.user.id, 'a new user')
 })
+
+t.test('an enrolled second factor still applies: the exchange answers mfaRequired, and TOTP finishes the login', async t => {
+  const { generate } = await import('otplib')
+  const sub = idp.account(verifiedAccount())
+  const first = await signedIn(t, await signIn(sub))
+  const user = { token: first.accessToken }
+  const { secret } = (await as(app, user, { method: 'POST', url: '/api/v1/auth/mfa/totp/setup' })).json().data
+  // Codes of the previous and the next step: the confirm spends its step, so verify needs a later one.
+  const code = (offset: number) => generate({ secret, epoch: (Math.floor(Date.now() / 30_000) + offset) * 30 + 1 })
+  t.equal((await as(app, user, { method: 'POST', url: '/api/v1/auth/mfa/totp/confirm', payload: { code: await code(-1) } })).statusCode, 200)
+
+  const { code: exchangeCode } = redirectParams(await signIn(sub))
+  const answer = (await exchange(exchangeCode)).json().data
+  t.equal(answer.mfaRequired, true, 'no token pair from the provider alone')
+  t.notOk(answer.accessToken)
+  t.same(answer.methods, ['totp', 'recovery_code'])
+  const verified = await app.inject({ method: 'POST', url: '/api/v1/auth/mfa/verify', payload: { mfaToken: answer.mfaToken, code: await code(0) } })
+  t.equal(verified.statusCode, 200, verified.body)
+  t.same(decodeJwt(verified.json().data.accessToken).amr, ['oidc', 'otp'], 'amr oidc + otp')
+})
