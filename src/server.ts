@@ -25,6 +25,12 @@ app.addHook('preClose', done => {
   done()
 })
 
+// Connections already queued in the kernel's backlog when the listener closes would be reset
+// unanswered: keep accepting a moment longer, so that each gets its 503 with Retry-After (app.ts
+// answers requests that arrive while closing) and its client can retry elsewhere.
+const BACKLOG_DRAIN_MS = 500
+app.addHook('preClose', async () => { await new Promise(resolve => setTimeout(resolve, BACKLOG_DRAIN_MS)) })
+
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing because of an error')
   else app.log.info({ signal }, 'closing')

@@ -36,14 +36,18 @@ t.test('SIGTERM: in-flight requests finish, then the process exits 0', async t =
   // and most are still running when the signal comes.
   const login = () => fetch(`http://127.0.0.1:${port}/api/v1/auth/login`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'shutdown@example.test', password: 'Correct-Horse-9' })
-  }).then(res => ({ status: res.status, retryAfter: res.headers.get('retry-after'), at: Date.now() }), () => ({ status: 0, retryAfter: null, at: Date.now() }))
+  }).then(res => ({ status: res.status, retryAfter: res.headers.get('retry-after'), at: Date.now() }),
+    // A connection refused never reached the server (on a loaded machine it may connect after the
+    // listener closed): a proxy retries that elsewhere. A reset after it was accepted is a lost request.
+    (err: Error & { cause?: { code?: string } }) => ({ status: err.cause?.code === 'ECONNREFUSED' ? 'refused' as const : 0, retryAfter: null, at: Date.now() }))
   const inFlight = Array.from({ length: 20 }, login)
   await Promise.race(inFlight)
   const signalled = Date.now()
   child.kill('SIGTERM')
   const answers = await Promise.all(inFlight)
   const code = await exited
-  t.ok(answers.every(a => a.status === 200 || (a.status === 503 && a.retryAfter)), `every request answered, 200 (or 503 with Retry-After had it not arrived yet): ${answers.map(a => a.status).join(',')}`)
+  t.ok(answers.every(a => a.status === 200 || (a.status === 503 && a.retryAfter) || a.status === 'refused'),
+    `every request answered, 200 (or 503 with Retry-After, or refused, had it not arrived yet): ${answers.map(a => a.status).join(',')}`)
   t.ok(answers.filter(a => a.status === 200 && a.at > signalled).length > 0, 'requests running at the signal finished with 200')
   t.equal(code, 0, 'exit code 0')
   t.ok(Date.now() - signalled < 10_000, `exited within the grace delay (${Date.now() - signalled} ms)`)
