@@ -93,6 +93,8 @@ t.teardown(async () => {
 
 interface Instance { name: string, url: string, sender: string, child: ChildProcess, lines: string[] }
 const jwtSecret = randomBytes(48).toString('base64')
+// Both instances must share it, as they share JWT_SECRET: a TOTP secret sealed by one is opened by the other.
+const mfaEncryptionKey = randomBytes(32).toString('base64')
 
 function startInstance (name: string, port: number, sender: string): Instance {
   const env = {
@@ -104,6 +106,7 @@ function startInstance (name: string, port: number, sender: string): Instance {
     REDIS_URL: redisUrl,
     REDIS_KEY_PREFIX: redisPrefix,
     JWT_SECRET: jwtSecret,
+    MFA_ENCRYPTION_KEY: mfaEncryptionKey,
     ADMIN_EMAIL: ADMIN.email,
     ADMIN_PASSWORD: ADMIN.password,
     EMAIL_TRANSPORT: 'smtp',
@@ -113,8 +116,9 @@ function startInstance (name: string, port: number, sender: string): Instance {
     TRUST_PROXY: '127.0.0.1',
     AUTH_RATE_LIMIT_MAX: String(AUTH_RATE_LIMIT_MAX),
     LOGIN_MAX_FAILURES: String(LOGIN_MAX_FAILURES),
-    // The load below comes from one client address; the per-IP checks use the auth budget.
+    // The load below comes from one client address and one user; the per-IP checks use the auth budget.
     RATE_LIMIT_MAX: '1000000',
+    RATE_LIMIT_USER_MAX: '1000000',
     // Two cores shared with nginx, PostgreSQL and the load: no load shedding.
     MAX_EVENT_LOOP_DELAY: '0',
     LOG_LEVEL: 'info'
