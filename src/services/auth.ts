@@ -188,9 +188,7 @@ export function createAuthService ({
         }
         // The password was right: whatever follows, this was not a guess.
         outcome = 'passed'
-        if (account.status === 'pending' && config.requireEmailVerification) {
-          throw forbidden('Verify your email address before logging in')
-        }
+        // A pending account when verification is required: signIn answers 403, as for every login.
         // A legacy or weaker hash is replaced now that the password is known (see password-hashes.ts);
         // only if it is still the one verified, so a password changed meanwhile is not undone.
         if (account.passwordHash !== null && hasher.needsRehash(account.passwordHash)) await users.replacePasswordHash(db, account.id, account.passwordHash, await hasher.hash(password))

@@ -6,7 +6,7 @@ import {
 import type { Config } from '../config.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
-import { conflict, forbidden, invalidCredentials, notFound, unauthorized, validationError } from '../errors.js'
+import { conflict, invalidCredentials, notFound, unauthorized, validationError } from '../errors.js'
 import { NO_METRICS, type AppMetrics } from '../lib/app-metrics.js'
 import { hashToken } from '../lib/tokens.js'
 import { insertAudit } from '../repositories/audit.js'
@@ -259,9 +259,7 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
         })
         throw invalidCredentials('The passkey could not be verified')
       }
-      if (result.status === 'pending' && config.requireEmailVerification) {
-        throw forbidden('Verify your email address before logging in')
-      }
+      // signIn refuses a pending account when verification is required (403), as for every login.
       return authService.signIn(ctx, result.userId, { amr: ['passkey'], method: 'passkey' })
     }
   }
