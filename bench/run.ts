@@ -39,7 +39,9 @@ const settings = {
    * Another build of the service (its dist/src/start.cjs) run in the same-work floor's place, with
    * the service's flags: the service/floor ratio is then this build over that one (A/B), or noise alone (A/A).
    */
-  baselineEntry: env.BENCH_BASELINE_ENTRY
+  baselineEntry: env.BENCH_BASELINE_ENTRY,
+  /** Environment of the other build only (`NAME=value,...`), e.g. LOG_LEVEL=info for an A/A run that prices request logging. */
+  baselineEnv: Object.fromEntries((env.BENCH_BASELINE_ENV ?? '').split(',').filter(Boolean).map(pair => pair.split(/=(.*)/s).slice(0, 2)))
 }
 if (!settings.servers.includes('service')) settings.servers.unshift('service')
 
@@ -60,6 +62,11 @@ const PACED_CONNECTIONS = 8
 const GROWTH_SERVERS: ServerName[] = ['service', 'lean', 'peer']
 
 /** BENCH_SCENARIOS names what to run: scenario names, and growth, half_rate, login_storm. */
+/** Migrates a database with another build's own migrator (dist/src/cli/migrate.js beside its entry). */
+const migrateWith = (entry: string) => async (url: string) => {
+  execFileSync(process.execPath, [path.join(path.dirname(entry), 'cli', 'migrate.js'), 'up'], { env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] })
+}
+
 const wants = (part: string) => !settings.only || settings.only.includes(part)
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
@@ -320,11 +327,13 @@ async function main () {
   if (has('peer')) ensurePeerInstalled()
 
   let bench: BenchDatabase | undefined
+  // An A/B run's other build (BENCH_BASELINE_ENTRY), on a database of its own seeded alike.
+  let base: BenchDatabase | undefined
   const baselines: Partial<Record<'lean' | 'peer', SeededDatabase>> = {}
   const servers: ServerProcess[] = []
   const cleanup = async () => {
     for (const s of servers) await s.stop().catch(() => {})
-    for (const db of [bench, ...Object.values(baselines)]) await db?.drop().catch(err => console.error(`could not drop ${db.name}: ${err.message}`))
+    for (const db of [bench, base, ...Object.values(baselines)]) await db?.drop().catch(err => console.error(`could not drop ${db.name}: ${err.message}`))
   }
   process.once('SIGINT', () => { cleanup().finally(() => process.exit(130)) })
 
@@ -332,12 +341,13 @@ async function main () {
     bench = await createBenchDatabase(settings.serverUrl)
     if (has('lean')) baselines.lean = await createLeanDatabase(settings.serverUrl, `${bench.name}_lean`, await createPasswordHasher().hash(SEED_PASSWORD))
     if (has('peer')) baselines.peer = await createPeerDatabase(settings.serverUrl, `${bench.name}_peer`, peerPasswordHash())
-    const databases: Array<BenchDatabase | SeededDatabase> = [bench, ...Object.values(baselines)]
+    if (settings.baselineEntry && has('floor')) base = await createBenchDatabase(settings.serverUrl, { name: `${bench.name}_base`, migrate: migrateWith(settings.baselineEntry) })
+    const databases: Array<BenchDatabase | SeededDatabase> = [bench, ...(base ? [base] : []), ...Object.values(baselines)]
     console.log(`databases: PostgreSQL ${settings.serverUrl.replace(/\/\/[^@]*@/, '//***@')}/${databases.map(d => d.name).join(', ')} (fresh, dropped at the end); redis: ${settings.redisUrl ? 'REDIS_URL (the service and the same-work floor count there)' : 'none (in-process stores)'}`)
     const seeding: Record<string, number> = {}
     const growAll = async (size: number) => {
       const started = performance.now()
-      for (const db of databases) seeding[`${size}:${db.name.endsWith('_lean') ? 'lean' : db.name.endsWith('_peer') ? 'peer' : 'service'}`] = await db.growTo(size)
+      for (const db of databases) seeding[`${size}:${db.name.match(/_(lean|peer|base)$/)?.[1] ?? 'service'}`] = await db.growTo(size)
       return performance.now() - started
     }
     // The cost of growth: the reads at 1,000, 10,000 and 1,000,000 users (the main size is measured in full).
@@ -398,11 +408,12 @@ async function main () {
     if (baselines.peer) await add('peer', [...prof('peer'), path.join(PEER_DIR, 'src', 'server.js')], { DATABASE_URL: baselines.peer.url }, baselines.peer.name)
     if (has('floor')) {
       if (settings.baselineEntry) console.log(`baseline in the same-work floor's place: ${settings.baselineEntry} (service/floor is this build over that one)`)
-      await add('floor', [...prof('floor'), ...(settings.baselineEntry ? [...start.flags, settings.baselineEntry] : [path.join(ROOT, 'bench/floor/server.mjs')])], { UV_THREADPOOL_SIZE: threadpool }, bench.name)
+      if (base) await add('floor', [...prof('floor'), ...start.flags, settings.baselineEntry!], { DATABASE_URL: base.url, UV_THREADPOOL_SIZE: threadpool, ...settings.baselineEnv }, base.name)
+      else await add('floor', [...prof('floor'), path.join(ROOT, 'bench/floor/server.mjs')], { UV_THREADPOOL_SIZE: threadpool }, bench.name)
     }
     results.rssAtStartMiB = Object.fromEntries(servers.map(s => [s.name, s.memory().rssMiB]))
     const target = (name: ServerName) => entries.find(e => e.target.name === name)?.target
-    const dbOf = (t: Target) => t.name === 'lean' ? baselines.lean! : t.name === 'peer' ? baselines.peer! : bench!
+    const dbOf = (t: Target) => t.name === 'lean' ? baselines.lean! : t.name === 'peer' ? baselines.peer! : t.name === 'floor' && base ? base : bench!
     for (const { target: t } of entries) t.adminToken = await login(t.url, t.name === 'lean' || t.name === 'peer' ? BASELINE_ADMIN_EMAIL : adminEmail, t.name === 'lean' || t.name === 'peer' ? SEED_PASSWORD : adminPassword)
     const sampleAll = async () => { for (const { target: t } of entries) t.userIds = await dbOf(t).sampleIds(10_000) }
     await sampleAll()
@@ -411,7 +422,8 @@ async function main () {
 
     const service = target('service')!
     const parity: string[] = []
-    if (target('floor')) parity.push(...await checkFloorParity(service, target('floor')!))
+    // Another build on its own database has other ids: the same status and shape, as for the baselines.
+    if (target('floor')) parity.push(...await (base ? checkBaselineParity : checkFloorParity)(service, target('floor')!))
     for (const name of ['lean', 'peer'] as const) if (target(name)) parity.push(...await checkBaselineParity(service, target(name)!))
     for (const p of parity) console.log(`PARITY MISMATCH ${p}`)
     if (parity.length === 0) console.log(`parity: ${entries.slice(1).map(e => e.target.name).join(', ')} answer like the service (the same-work floor byte for byte, the others in status and shape)`)
@@ -450,6 +462,12 @@ async function main () {
       main.push(await compare(scenario.name, scenario, entries, state, settings.rounds, settings.seconds, settings.warmupSeconds))
     }
     results.scenarios = main
+    const rpsOf = (name: string) => main.find(c => c.scenario === name)?.servers.service?.rps
+    const [page, pageBr] = [rpsOf('list_users_page'), rpsOf('list_users_page_br')]
+    if (page && pageBr) {
+      results.compressionCost = pageBr / page
+      console.log(`compression: service list_users_page_br / list_users_page = ${(pageBr / page).toFixed(2)} (1.00: free)`)
+    }
 
     // Latency under a load every server can carry: get_user at half the lean floor's maximum rate.
     const pacedEntries = entries.filter(e => e.target.name === 'service' || e.target.name === 'lean')

@@ -60,9 +60,11 @@ t.test('every shared store on a Redis Cluster: rate limits, lockouts, refresh gr
       const res = await Promise.all(ips.map(ip => (round % 2 ? b : a).inject({ url: '/api/v1/users/me', headers: { 'x-forwarded-for': ip } })))
       if (res.some(r => r.statusCode !== 401)) { t.fail(`round ${round}: ${res.map(r => r.statusCode).join(',')}`); break }
     }
-    await sleep(200)
-    const counts = await Promise.all(ips.map(ip => cli(cluster.ports[0], 'get', `${redisKeyPrefix}rl:api:${ip}`)))
-    t.same(counts.map(Number), ips.map(() => 150), 'every hit of every address is counted in the cluster')
+    // The last batches are sent on the counter's timer: wait for them (a busy machine delays it).
+    const countsInCluster = () => Promise.all(ips.map(ip => cli(cluster.ports[0], 'get', `${redisKeyPrefix}rl:api:${ip}`).then(Number)))
+    let counts = await countsInCluster()
+    for (let i = 0; i < 50 && counts.some(count => count < 150); i++) counts = await sleep(100).then(countsInCluster)
+    t.same(counts, ips.map(() => 150), 'every hit of every address is counted in the cluster')
     const perNode = await cluster.keysPerNode(`${redisKeyPrefix}rl:api:`)
     t.ok(perNode.every(n => n > 0), `the keys are spread over all three nodes (${perNode.join(', ')})`)
     t.equal((await a.inject({ url: '/metrics' })).body.match(/^redis_fallback_active (\d)/m)?.[1], '0', 'no fallback')
@@ -120,31 +122,43 @@ t.test('every shared store on a Redis Cluster: rate limits, lockouts, refresh gr
     t.equal(status, 401, 'revoked: the access token of the ended login is refused')
   })
 
-  // TODO: fails today. After a node is killed the process's event loop stalls for 5 to 45 s at a
-  // time (the drift check below), so requests take that long; no 5xx. The Redis calls themselves
-  // fail fast (bounding them at 600 ms changed nothing); the cause is not found yet.
-  await t.test('one node stopped under load: no 5xx, no waiting, limits stay on', { todo: 'event-loop stalls after a cluster node is killed: cause not found yet' }, async t => {
+  // Over real HTTP, as clients send it: with app.inject and a path that does no I/O (a 401 counted
+  // in process once the node is gone), the load loop would run as one chain of microtasks and
+  // starve the test's own timers, which is a property of inject, not of the server.
+  await t.test('one node stopped under load: no 5xx, no waiting, limits stay on', async t => {
     const user = await createUser(a)
     const victim = cluster.ports[1]
     // Addresses enough to put keys on every node, the stopped one too; few hits each.
     let sent = 0
     const nextIp = () => `10.4.${sent % 7}.${sent++ % 211}`
     const seen = new Map<number, number>()
-    let slowest = 0
+    // The slowest answer among requests sent before the node was stopped, and among those sent after.
+    const slowest = { before: { max: 0, count: 0 }, after: { max: 0, count: 0 } }
+    let killedAt = Infinity
     let unexpected = ''
     const load = { running: true }
+    const [urlA, urlB] = await Promise.all([a, b].map(app => app.listen({ port: 0, host: '127.0.0.1' })))
+    const send = async (url: string, options: { method?: string, token?: string, body?: unknown } = {}) => {
+      const headers: Record<string, string> = { 'x-forwarded-for': nextIp() }
+      if (options.token) headers.authorization = `Bearer ${options.token}`
+      if (options.body) headers['content-type'] = 'application/json'
+      const res = await fetch(url, { method: options.method ?? 'GET', headers, body: options.body ? JSON.stringify(options.body) : undefined })
+      return { statusCode: res.status, limited: res.headers.has('x-ratelimit-limit'), body: await res.text() }
+    }
     const worker = async (n: number) => {
       while (load.running) {
         const started = Date.now()
         // Logins and reads of the user on a, anonymous reads (401) on b.
         const [res, expected] = n % 4 === 0
-          ? [await a.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-forwarded-for': nextIp() }, payload: { email: user.email, password: PASSWORD } }), 200]
+          ? [await send(`${urlA}/api/v1/auth/login`, { method: 'POST', body: { email: user.email, password: PASSWORD } }), 200]
           : n % 2
-            ? [await as(a, user, { method: 'GET', url: `/api/v1/users/${user.id}`, headers: { 'x-forwarded-for': nextIp() } }), 200]
-            : [await b.inject({ url: '/api/v1/users/me', headers: { 'x-forwarded-for': nextIp() } }), 401]
-        slowest = Math.max(slowest, Date.now() - started)
+            ? [await send(`${urlA}/api/v1/users/${user.id}`, { token: user.token }), 200]
+            : [await send(`${urlB}/api/v1/users/me`), 401]
+        const phase = started >= killedAt ? slowest.after : slowest.before
+        phase.max = Math.max(phase.max, Date.now() - started)
+        phase.count++
         seen.set(res.statusCode, (seen.get(res.statusCode) ?? 0) + 1)
-        if (res.statusCode !== expected || !res.headers['x-ratelimit-limit']) unexpected = `${res.statusCode} ${res.body.slice(0, 200)}`
+        if (res.statusCode !== expected || !res.limited) unexpected = `${res.statusCode} ${res.body.slice(0, 200)}`
       }
     }
     // How long the event loop stood still at most (a timer every 100 ms that comes late).
@@ -152,8 +166,9 @@ t.test('every shared store on a Redis Cluster: rate limits, lockouts, refresh gr
     let blocked = 0
     const drift = setInterval(() => { blocked = Math.max(blocked, Date.now() - last - 100); last = Date.now() }, 100)
     const workers = Array.from({ length: 8 }, (_, n) => worker(n))
-    await sleep(300)
+    await sleep(1500)
     cluster.stop(victim)
+    killedAt = Date.now()
     await sleep(1500)
     const down = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: uniqueEmail('nobody'), password: 'Wrong-Password-9' } })))
     t.same(down.map(r => r.statusCode), down.map(() => 401), 'failed logins answered 401 (counted in process meanwhile)')
@@ -161,9 +176,12 @@ t.test('every shared store on a Redis Cluster: rate limits, lockouts, refresh gr
     await Promise.all(workers)
     clearInterval(drift)
     t.equal(unexpected, '', `only the expected answers, all with rate-limit headers (${JSON.stringify(Object.fromEntries(seen))})`)
-    t.ok(slowest < 1500, `no request waited for the lost node (slowest ${slowest} ms)`)
+    // A request that waited for the lost node would take a command timeout (500 ms) or more on top
+    // of what the same load took before; the margin is for a machine that is busy with other work.
+    const { before, after } = slowest
+    t.ok(after.max < before.max + 1000, `no request waited for the lost node (slowest ${after.max} ms after, ${before.max} ms before)`)
     t.ok(blocked < 500, `the event loop kept running (longest stall ${blocked} ms)`)
-    t.ok([...seen.values()].reduce((x, y) => x + y, 0) > 50, 'under load')
+    t.ok(before.count >= 20 && after.count >= 20, `under load (${before.count} requests before, ${after.count} after)`)
 
     // The limits stay on: a small budget still refuses past its limit while the node is gone.
     const e = await build(t, { ...options, rateLimitMax: 3 })

@@ -34,9 +34,11 @@ function withDatabase (serverUrl: string, database: string) {
 /**
  * A fresh database on the given server (bench_<timestamp>), migrated with the service's own
  * migrator, and seeded in bulk by SQL: generate_series rows, one precomputed hash, role `user`.
+ * An A/B run's other build gets one of its own, migrated by that build (`migrate`): a build
+ * refuses a database that a newer one has migrated.
  */
-export async function createBenchDatabase (serverUrl: string): Promise<BenchDatabase> {
-  const name = `bench_${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}_${process.pid}`
+export async function createBenchDatabase (serverUrl: string, options: { name?: string, migrate?: (url: string) => Promise<void> } = {}): Promise<BenchDatabase> {
+  const name = options.name ?? `bench_${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}_${process.pid}`
   const admin = new pg.Client({ connectionString: withDatabase(serverUrl, 'postgres') })
   await admin.connect()
   try {
@@ -47,7 +49,8 @@ export async function createBenchDatabase (serverUrl: string): Promise<BenchData
   const url = withDatabase(serverUrl, name)
   const pool = new pg.Pool({ connectionString: url, max: 2 })
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] })
-  assertMigrated(await createMigrator(db).migrateToLatest())
+  if (options.migrate) await options.migrate(url)
+  else assertMigrated(await createMigrator(db).migrateToLatest())
   const passwordHash = await createPasswordHasher().hash(SEED_PASSWORD)
 
   const bench: BenchDatabase = {

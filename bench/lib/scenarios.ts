@@ -86,6 +86,16 @@ export const scenarios: Record<string, Scenario> = {
       return { path: '/api/v1/users?limit=20', headers: { authorization: `Bearer ${target.adminToken}` } }
     }
   },
+  // The same page (about 6 KiB of JSON) asked for with brotli: against list_users_page it prices
+  // the compression (the lean floor and the peer do not compress, so they sit this one out).
+  list_users_page_br: {
+    name: 'list_users_page_br',
+    connections: 20,
+    skip: ['lean', 'peer'],
+    async prepare (target) {
+      return { path: '/api/v1/users?limit=20', headers: { authorization: `Bearer ${target.adminToken}`, 'accept-encoding': 'br' } }
+    }
+  },
   list_users_cursor: {
     name: 'list_users_cursor',
     connections: 20,
