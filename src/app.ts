@@ -68,15 +68,26 @@ const REDACT = [
   // Second factors: a logged body (or answer) must not carry a code, a recovery code or a TOTP secret.
   // `code` only under a body: `*.code` would also hide every logged error's code.
   'body.code', 'req.body.code', '*.recoveryCode', '*.recoveryCodes', '*.mfaToken', '*.secret', '*.otpauthUrl', '*.qrSvg',
+  // An authenticator's answer (passkey login, registration or second factor): its signature logs a
+  // user in while the challenge is live, its attestation carries key material.
+  'body.response.response', 'body.passkey.response',
+  // The request line's URL: an OpenID provider's redirect back brings its authorization code and our state.
+  'req.url',
   // A logged database error carries the statement's values (the embedded driver adds params) and,
   // for a constraint violation, the failing row in its detail: either may hold a password hash.
   'err.params', 'err.detail'
 ]
 
+/** A URL keeps its path and query, without the values of the OAuth parameters a callback receives. */
+const OAUTH_QUERY_VALUES = /([?&](?:code|state)=)[^&#]*/g
+const censor = (value: unknown, path: string[]) => path.length === 2 && path[0] === 'req' && path[1] === 'url'
+  ? String(value).replace(OAUTH_QUERY_VALUES, '$1[redacted]')
+  : '[redacted]'
+
 export function loggerOptions (config: Config, stdout: LogStream): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
-    redact: { paths: REDACT, censor: '[redacted]' },
+    redact: { paths: REDACT, censor },
     ...(process.stdout.isTTY && !config.production
       ? { transport: { target: 'pino-pretty' } }
       : { stream: stdout.stream, hooks: stdout.hooks })

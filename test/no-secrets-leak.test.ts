@@ -8,20 +8,35 @@ import { hashToken } from '../src/lib/tokens.js'
 import { createUser, testConfig, uniqueEmail, validateResponses } from './helper.js'
 import { forgeJwt } from './auth-helpers.js'
 import { generate } from 'otplib'
+import { startOidcProvider } from './oidc-providers.js'
+import { APP, CLIENT, PUBLIC_URL, callbackOf, oidcFlow, redirectParams, throughProvider } from './oidc-flow.js'
+import { ORIGIN, RP_ID, SoftAuthenticator } from './soft-authenticator.js'
 
 /**
  * One complete life of an account, driven over HTTP, with every response, log line and audit row
  * searched for the passwords, tokens and hashes it used. The log is as verbose as an operator
  * debugging could make it (level trace, request headers in the request line, every parsed body
  * logged): what keeps secrets out of it must be the app's own redaction, not the log's quietness.
+ * The life includes a sign-in with a real OpenID provider and a passkey registered and used.
  */
 
 type Kind = 'password' | 'access token' | 'refresh token' | 'verify token' | 'reset token' | 'token hash' | 'password hash' | 'bogus credential' |
-  'totp secret' | 'sealed secret' | 'totp code' | 'recovery code' | 'recovery code hash' | 'mfa token' | 'encryption key' | 'invitation token'
+  'totp secret' | 'sealed secret' | 'totp code' | 'recovery code' | 'recovery code hash' | 'mfa token' | 'encryption key' | 'invitation token' |
+  'oidc exchange code' | 'provider authorization code' | 'oidc state' | 'oidc nonce' | 'pkce code verifier' | 'oidc flow cookie' | 'oidc client secret' |
+  'provider id token' | 'provider access token' | 'passkey challenge' | 'passkey signature' | 'passkey public key'
 
 const lines: string[] = []
 const stream = new Writable({ write (chunk, _encoding, done) { lines.push(...String(chunk).split('\n').filter(Boolean)); done() } })
-const config = testConfig({}, { EMAIL_TRANSPORT: 'log' })
+const idp = await startOidcProvider({ ...CLIENT, redirectUri: callbackOf('idp') })
+t.teardown(() => idp.close())
+const config = testConfig({}, {
+  EMAIL_TRANSPORT: 'log',
+  OIDC_PROVIDERS: JSON.stringify([{ name: 'idp', issuer: idp.issuer, ...CLIENT }]),
+  OIDC_REDIRECT_URIS: APP,
+  PUBLIC_URL,
+  WEBAUTHN_RP_ID: RP_ID,
+  WEBAUTHN_ORIGINS: ORIGIN
+})
 const stdout = bufferedStdout()
 t.teardown(() => stdout.close())
 const base = loggerOptions(config, stdout)
@@ -63,14 +78,21 @@ function issued (token: string, index?: number) {
   if (index !== undefined) by.add(index)
   issuedBy.set(token, by)
 }
+/**
+ * The one response (by index, and the part of it) allowed to carry each artefact of a sign-in
+ * ceremony: whatever hands it to the browser. Anywhere else, and in every log line and audit row,
+ * it is a leak.
+ */
+const deliveredBy = new Map<string, { index: number, part: 'body' | 'headers' }>()
+function delivered (value: string, index: number, part: 'body' | 'headers') { deliveredBy.set(value, { index, part }) }
 const requestIds = new Set<string>()
 
-async function call (label: string, options: InjectOptions & { url: string }, token?: string): Promise<LightMyRequestResponse> {
+async function call (label: string, options: InjectOptions & { url: string }, token?: string): Promise<LightMyRequestResponse & { index: number }> {
   const res = await app.inject({ ...options, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers } })
   const index = responses.push({ label, status: res.statusCode, body: res.body, headers: JSON.stringify(res.headers) }) - 1
   requestIds.add(String(res.headers['x-request-id']))
   const data = res.statusCode === 200 || (res.statusCode === 201 && options.url.endsWith('/auth/invitations/accept')) ? res.json().data : undefined
-  if (data && /\/auth\/(login|refresh|mfa\/verify|invitations\/accept)$/.test(options.url)) {
+  if (data && /\/auth\/(login|refresh|mfa\/verify|invitations\/accept|passkeys\/login\/verify|oidc\/exchange)$/.test(options.url)) {
     if (data.mfaRequired) {
       issued(secret('mfa token', data.mfaToken), index)
     } else {
@@ -82,7 +104,7 @@ async function call (label: string, options: InjectOptions & { url: string }, to
   if (data && /\/auth\/mfa\/(totp\/confirm|recovery-codes)$/.test(options.url)) {
     for (const code of data.recoveryCodes) issued(secret('recovery code', code), index)
   }
-  return res
+  return Object.assign(res, { index })
 }
 
 async function check (t: Test, label: string, status: number, options: InjectOptions & { url: string }, token?: string) {
@@ -295,6 +317,65 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   await rememberHash(accepted.json().data.user.id)
   await check(t, 'invitation accept: replayed', 400, { method: 'POST', url: '/api/v1/auth/invitations/accept', payload: { token: invitationToken, password: password('replay') } })
 
+  // Passkeys: the accepted invitation's user registers one, then signs in with it alone. The
+  // challenges are allowed only in the options answer that hands them to the authenticator; the
+  // assertion's signature nowhere (until its challenge is spent it is a login); the credential's
+  // public key is no secret, but key material the service keeps out of every answer, log and audit row.
+  const invitedUser = { id: accepted.json().data.user.id as string, token: accepted.json().data.accessToken as string }
+  const authenticator = new SoftAuthenticator()
+  const registration = await check(t, 'passkey register options', 200, { method: 'POST', url: '/api/v1/auth/passkeys/register/options' }, invitedUser.token)
+  const registrationOptions = registration.json().data
+  delivered(secret('passkey challenge', registrationOptions.challenge), registration.index, 'body')
+  const coseKey = authenticator.coseKey()
+  for (const encoding of ['base64url', 'base64', 'hex'] as const) secret('passkey public key', coseKey.toString(encoding))
+  await check(t, 'passkey register verify', 201, { method: 'POST', url: '/api/v1/auth/passkeys/register/verify', payload: { response: authenticator.create(registrationOptions), name: 'Laptop' } }, invitedUser.token)
+  const passkeyOptions = await check(t, 'passkey login options', 200, { method: 'POST', url: '/api/v1/auth/passkeys/login/options', payload: {} })
+  const { challengeId, options: loginOptions } = passkeyOptions.json().data
+  delivered(secret('passkey challenge', loginOptions.challenge), passkeyOptions.index, 'body')
+  const assertion = authenticator.get(loginOptions)
+  secret('passkey signature', assertion.response.signature)
+  const passkeyLogin = await check(t, 'passkey login verify', 200, { method: 'POST', url: '/api/v1/auth/passkeys/login/verify', payload: { challengeId, response: assertion } })
+  t.equal(passkeyLogin.json().data.user.id, invitedUser.id, 'the passkey signs the invited user in')
+  await check(t, 'mfa status with a passkey', 200, { method: 'GET', url: '/api/v1/auth/mfa' }, invitedUser.token)
+
+  // OpenID Connect: one whole sign-in with the real provider, as a new user. Where each artefact may be:
+  // - state and nonce: only in the authorize answer's Location (to the provider, through the browser);
+  // - the flow cookie: only in that answer's Set-Cookie (the callback's Cookie header is redacted);
+  // - the provider's authorization code: in no answer of ours (the provider's redirect delivers it;
+  //   the callback URL that brings it back is logged with it redacted);
+  // - the PKCE code_verifier, the client secret, the provider's ID and access tokens: nowhere, as
+  //   they travel only between the service and the provider;
+  // - our one-time exchange code: only in the callback's Location (to the app, through the browser);
+  //   the exchange request's body is redacted.
+  secret('oidc client secret', CLIENT.clientSecret)
+  const { startFlow, callback } = oidcFlow(options => call(`oidc ${options.url.split('?')[0].split('/').at(-1)}`, options))
+  const oidcEmail = uniqueEmail('nosecret-oidc')
+  idp.next(idp.account({ email: oidcEmail, email_verified: true, given_name: 'Oi', family_name: 'Dc' }))
+  const { res: authorize, appJar, providerUrl } = await startFlow('idp')
+  t.equal(authorize.statusCode, 302, 'oidc authorize')
+  delivered(secret('oidc state', providerUrl.searchParams.get('state')!), authorize.index, 'headers')
+  delivered(secret('oidc nonce', providerUrl.searchParams.get('nonce')!), authorize.index, 'headers')
+  delivered(secret('oidc flow cookie', appJar.get('oidc_flow')!), authorize.index, 'headers')
+  const back = await throughProvider(providerUrl)
+  secret('provider authorization code', back.searchParams.get('code')!)
+  const grantsBefore = idp.grants.length
+  const signedIn = await callback(back, appJar)
+  const [grant] = idp.grants.slice(grantsBefore)
+  t.equal(grant?.code, back.searchParams.get('code'), 'the provider was asked for tokens with the code it delivered')
+  secret('pkce code verifier', grant.codeVerifier)
+  secret('provider access token', grant.accessToken)
+  secret('provider id token', grant.idToken)
+  const exchangeCode = redirectParams(signedIn).code!
+  delivered(secret('oidc exchange code', exchangeCode), signedIn.index, 'headers')
+  secret('token hash', hashToken(exchangeCode))
+  const oidcAnswer = await check(t, 'oidc exchange', 200, { method: 'POST', url: '/api/v1/auth/oidc/exchange', payload: { code: exchangeCode } })
+  const oidcUser = oidcAnswer.json().data.user.id as string
+  userIds.add(oidcUser)
+  t.equal(oidcAnswer.json().data.user.email, oidcEmail, 'signed in as the provider account')
+  await check(t, 'oidc exchange: spent code', 400, { method: 'POST', url: '/api/v1/auth/oidc/exchange', payload: { code: exchangeCode } })
+  await check(t, 'identities', 200, { method: 'GET', url: '/api/v1/auth/identities' }, oidcAnswer.json().data.accessToken)
+  await check(t, 'users export (oidc user)', 200, { method: 'GET', url: `/api/v1/users/${oidcUser}/export` }, oidcAnswer.json().data.accessToken)
+
   await check(t, 'users erase', 204, { method: 'POST', url: `/api/v1/users/${managedId}/erase` }, a)
   await check(t, 'users get: erased', 404, { method: 'GET', url: `/api/v1/users/${managedId}` }, a)
 
@@ -317,21 +398,30 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   for (const field of ['password', 'currentPassword', 'newPassword', 'passwordHash', 'refreshToken', 'token', 'code', 'recoveryCode', 'mfaToken']) {
     t.ok(logged(`"${field}":"[redacted]"`), `logged bodies carry ${field}, redacted`)
   }
+  t.ok(logged('"response":"[redacted]"'), "logged bodies carry the authenticator's response, redacted")
+  t.ok(logged('/api/v1/auth/oidc/idp/callback?code=[redacted]&state=[redacted]'), "the callback's logged URL carries the provider's code and the state, redacted")
   t.ok(lines.some(line => line.includes('email delivered') && line.includes('"template":"verify_email"') && line.includes(email)), 'the verification email was logged')
   t.ok(lines.some(line => line.includes('email delivered') && line.includes('"template":"password_reset"') && line.includes(email)), 'the reset email was logged')
   const actions = new Set(audit.map(row => row.action))
   for (const action of ['user.created', 'auth.login', 'auth.login_failed', 'auth.token_reused', 'user.email_verified', 'auth.password_reset',
     'auth.password_changed', 'auth.session_revoked', 'auth.logout', 'user.updated', 'user.deleted', 'user.restored', 'user.erased',
     'auth.mfa_enabled', 'auth.mfa_failed', 'auth.recovery_codes_regenerated', 'auth.mfa_disabled', 'user.mfa_reset',
-    'invitation.created', 'invitation.accepted']) {
+    'invitation.created', 'invitation.accepted', 'auth.passkey_added', 'auth.identity_linked']) {
     t.ok(actions.has(action), `an audit row ${action}`)
   }
   const kinds = new Set(secrets.values())
-  t.same([...kinds].sort(), ['access token', 'bogus credential', 'encryption key', 'invitation token', 'mfa token', 'password', 'password hash', 'recovery code', 'recovery code hash',
+  t.same([...kinds].sort(), ['access token', 'bogus credential', 'encryption key', 'invitation token', 'mfa token', 'oidc client secret', 'oidc exchange code',
+    'oidc flow cookie', 'oidc nonce', 'oidc state', 'passkey challenge', 'passkey public key', 'passkey signature', 'password', 'password hash',
+    'pkce code verifier', 'provider access token', 'provider authorization code', 'provider id token', 'recovery code', 'recovery code hash',
     'refresh token', 'reset token', 'sealed secret', 'token hash', 'totp code', 'totp secret', 'verify token'], 'every kind of secret is searched for')
   for (const [token, by] of issuedBy) {
     for (const index of by) t.ok(responses[index]?.body.includes(token), `${responses[index]?.label} carries the token it issued`)
   }
+  // The artefacts searched for are the real ones: each is where it is delivered.
+  for (const [value, { index, part }] of deliveredBy) {
+    t.ok(responses[index]?.[part].includes(value), `${responses[index]?.label} (${part}) carries the ${secrets.get(value)} it delivers`)
+  }
+  const deliveredAt = (i: number, part: 'body' | 'headers') => (value: string) => deliveredBy.get(value)?.index === i && deliveredBy.get(value)?.part === part
 
   /** Where a text contains a secret or an argon2 hash; allowed is what that place may carry. */
   function leaks (where: string, text: string, allowed: (value: string) => boolean = () => false) {
@@ -346,7 +436,7 @@ t.test('a whole account life leaks no password, token or hash', async t => {
   t.same(lines.flatMap((line, i) => leaks(`log line ${i}`, line)), [], 'no log line holds a secret')
   t.same(audit.flatMap(row => leaks(`audit ${row.action} ${row.id}`, JSON.stringify(row))), [], 'no audit row holds a secret')
   t.same(responses.flatMap((res, i) => [
-    ...leaks(`${res.label} (body)`, res.body, value => issuedBy.get(value)?.has(i) === true),
-    ...leaks(`${res.label} (headers)`, res.headers)
-  ]), [], 'no response holds a secret, except the tokens it issues')
+    ...leaks(`${res.label} (body)`, res.body, value => issuedBy.get(value)?.has(i) === true || deliveredAt(i, 'body')(value)),
+    ...leaks(`${res.label} (headers)`, res.headers, deliveredAt(i, 'headers'))
+  ]), [], 'no response holds a secret, except the tokens it issues and the ceremony artefacts it delivers')
 })

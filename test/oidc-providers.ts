@@ -15,10 +15,14 @@ async function listen (port: number, handler: (req: IncomingMessage, res: Server
 
 const close = (server: Server) => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) })
 
+/** What one token request to the provider carried and what it answered: secrets the service must keep to itself. */
+export interface ObservedGrant { code: string, codeVerifier: string, accessToken: string, idToken: string }
+
 /**
  * A real OpenID Provider (oidc-provider) on a loopback port, with one confidential client whose
  * redirect URI is the service's callback. Its login and consent interaction signs in, without a
- * page, the account the test chose with `next(sub)` (or refuses, with `deny()`).
+ * page, the account the test chose with `next(sub)` (or refuses, with `deny()`). Each successful
+ * token request is recorded in `grants` (test/no-secrets-leak.test.ts searches for them).
  */
 export async function startOidcProvider (options: { clientId: string, clientSecret: string, redirectUri: string }) {
   const accounts = new Map<string, TestAccount>()
@@ -44,6 +48,13 @@ export async function startOidcProvider (options: { clientId: string, clientSecr
       if (!account) return undefined
       return { accountId: sub, claims: async () => ({ sub, ...account }) }
     }
+  })
+
+  const grants: ObservedGrant[] = []
+  provider.on('grant.success', ctx => {
+    const params = ctx.oidc.params as Record<string, string>
+    const body = ctx.body as Record<string, string>
+    grants.push({ code: params.code, codeVerifier: params.code_verifier, accessToken: body.access_token, idToken: body.id_token })
   })
 
   const server = await listen(Number(new URL(issuer).port), (req, res) => {
@@ -72,6 +83,7 @@ export async function startOidcProvider (options: { clientId: string, clientSecr
 
   return {
     issuer,
+    grants,
     /** Adds an account and returns its sub. */
     account (claims: TestAccount, sub = randomUUID()) { accounts.set(sub, claims); return sub },
     /** The account the next interaction signs in. */

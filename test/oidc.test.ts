@@ -3,14 +3,9 @@ import { decodeJwt } from 'jose'
 import type { LightMyRequestResponse } from 'fastify'
 import { as, assertError, build, createUser, freePort, uniqueEmail } from './helper.js'
 import { startFakeProvider, startOidcProvider, type IdTokenFault, type TestAccount } from './oidc-providers.js'
+import { APP, CLIENT, PUBLIC_URL, callbackOf, oidcFlow, redirectParams, setCookiesOf, throughProvider } from './oidc-flow.js'
 
-// The service is reached through app.inject: PUBLIC_URL only names it, so the browser below
-// recognises the provider's redirect to it and hands that request to the app instead.
-const PUBLIC_URL = 'http://api.example.test'
-const APP = 'http://app.example.test/signed-in'
 const OTHER_APP = 'http://other.example.test/cb'
-const CLIENT = { clientId: 'user-management', clientSecret: 'a-client-secret-for-tests-only' }
-const callbackOf = (name: string) => `${PUBLIC_URL}/api/v1/auth/oidc/${name}/callback`
 
 const idp = await startOidcProvider({ ...CLIENT, redirectUri: callbackOf('idp') })
 const fake = await startFakeProvider({ clientId: CLIENT.clientId })
@@ -28,63 +23,7 @@ const app = await build(t, {}, {
 })
 const db = app.database.db
 
-/** A cookie jar for one host, as a browser keeps it (only name=value matters here). */
-class Jar {
-  private cookies = new Map<string, string>()
-  take (setCookie: string[]) {
-    for (const line of setCookie) {
-      const [pair, ...attributes] = line.split(';')
-      const at = pair.indexOf('=')
-      const name = pair.slice(0, at).trim()
-      const value = pair.slice(at + 1).trim()
-      const expired = attributes.some(a => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=thu, 01 jan 1970/i.test(a))
-      if (expired || value === '') this.cookies.delete(name)
-      else this.cookies.set(name, value)
-    }
-  }
-
-  get (name: string) { return this.cookies.get(name) }
-  header () { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ') }
-}
-
-const setCookiesOf = (res: LightMyRequestResponse) => [res.headers['set-cookie'] ?? []].flat()
-
-function redirectParams (res: LightMyRequestResponse) {
-  if (res.statusCode !== 302) throw new Error(`expected a 302, got ${res.statusCode} ${res.body}`)
-  const location = new URL(String(res.headers.location))
-  return { location, code: location.searchParams.get('code'), error: location.searchParams.get('error') }
-}
-
-/** Starts a flow in a fresh browser: the app's authorize answer and that browser's jar for the app. */
-async function startFlow (provider: string, redirectUri = APP) {
-  const res = await app.inject({ method: 'GET', url: `/api/v1/auth/oidc/${provider}/authorize?redirectUri=${encodeURIComponent(redirectUri)}` })
-  if (res.statusCode !== 302) throw new Error(`authorize answered ${res.statusCode} ${res.body}`)
-  const appJar = new Jar()
-  appJar.take(setCookiesOf(res))
-  return { res, appJar, providerUrl: new URL(String(res.headers.location)) }
-}
-
-/** Follows the provider's redirects (its own cookies kept) until it sends the browser back to the service: that callback URL. */
-async function throughProvider (start: URL): Promise<URL> {
-  const jar = new Jar()
-  let url = start
-  for (let hop = 0; hop < 10; hop++) {
-    if (url.href.startsWith(PUBLIC_URL)) return url
-    const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header() } })
-    jar.take(res.headers.getSetCookie())
-    const location = res.headers.get('location')
-    await res.arrayBuffer()
-    if (!location || res.status < 300 || res.status >= 400) throw new Error(`the provider answered ${res.status} at ${url.pathname}`)
-    url = new URL(location, url)
-  }
-  throw new Error('too many redirects at the provider')
-}
-
-const callback = (url: URL, appJar?: Jar) => app.inject({
-  method: 'GET',
-  url: url.pathname + url.search,
-  headers: appJar?.header() ? { cookie: appJar.header() } : {}
-})
+const { startFlow, callback } = oidcFlow(options => app.inject(options))
 
 /** A whole sign-in with the real provider as the account `sub`: the app's final redirect. */
 async function signIn (sub: string) {
