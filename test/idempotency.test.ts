@@ -200,6 +200,22 @@ t.test('Idempotency-Key', async t => {
     for (const stored of bodies) t.notMatch(stored, /accessToken|refreshToken|mfaToken|"token"|"secret"|recoveryCodes|eyJ/, 'no token in a stored answer')
   })
 
+  t.test('the keys are shared by every instance', { skip: !process.env.DATABASE_URL && 'instances share keys through a shared PostgreSQL (DATABASE_URL)' }, async t => {
+    const other = await build(t)
+    const key = newKey()
+    const body = userBody()
+    const release = holdCreate()
+    const first = createUserWith(admin, key, body)
+    await untilRunning(key)
+    assertError(t, await as(other, admin, { method: 'POST', url: '/api/v1/users', headers: { 'idempotency-key': key }, payload: body }), 409, 'IDEMPOTENCY_IN_PROGRESS', 'running on the other instance')
+    release()
+    t.equal((await first).statusCode, 201)
+    const replay = await as(other, admin, { method: 'POST', url: '/api/v1/users', headers: { 'idempotency-key': key }, payload: body })
+    t.equal(replay.statusCode, 201)
+    t.equal(replay.headers['idempotent-replayed'], 'true', 'the other instance replays it')
+    t.equal(await usersWithEmail(body.email), 1)
+  })
+
   t.test('an expired key is free again, and the purge job deletes expired keys', async t => {
     const key = newKey()
     t.equal((await createUserWith(admin, key, userBody())).statusCode, 201)

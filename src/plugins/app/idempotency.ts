@@ -58,16 +58,17 @@ function documented (schema: NonNullable<RouteOptions['schema']>): RouteOptions[
   }
 }
 
+function withRequestId (body: string, requestId: string) {
+  const envelope = JSON.parse(body) as { error?: { requestId?: string } }
+  if (envelope.error) envelope.error.requestId = requestId
+  return JSON.stringify(envelope)
+}
+
 function replay (request: FastifyRequest, reply: FastifyReply, answer: StoredAnswer) {
   reply.code(answer.statusCode).headers(answer.headers).header('idempotent-replayed', 'true')
   if (answer.body === null || answer.body === '') return reply.send(answer.body)
-  let body = answer.body
   // An error envelope names the request that answers it: the replay's, as X-Request-Id says.
-  if (answer.statusCode >= 400) {
-    const envelope = JSON.parse(body)
-    envelope.error.requestId = request.id
-    body = JSON.stringify(envelope)
-  }
+  const body = answer.statusCode >= 400 ? withRequestId(answer.body, request.id) : answer.body
   return reply.type('application/json; charset=utf-8').send(body)
 }
 
