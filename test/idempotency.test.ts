@@ -233,5 +233,10 @@ t.test('Idempotency-Key', async t => {
     for (let i = 0; i < 100 && (await rowsOfKey(key)).length; i++) await new Promise(resolve => setTimeout(resolve, 50))
     t.same(await rowsOfKey(key), [], 'the expired key is purged')
     t.equal((await rowsOfKey(kept)).length, 1, 'a live key stays')
+    // The recurring purge: each instance offers one job per hour slot when it starts (and hourly); one per slot is kept.
+    const slots = await sql<{ n: number, slots: number }>`select count(*)::int as n, count(distinct singleton_on)::int as slots from pgboss.job
+      where name = ${IDEMPOTENCY_PURGE_JOB} and singleton_on is not null`.execute(db)
+    t.ok(slots.rows[0].n >= 1, 'a purge job was offered for this hour')
+    t.equal(slots.rows[0].n, slots.rows[0].slots, 'one job per slot')
   })
 })
