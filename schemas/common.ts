@@ -62,6 +62,7 @@ const errorDescriptions: Record<number, string> = {
   404: 'Not found (NOT_FOUND)',
   409: 'Conflict (CONFLICT, EMAIL_TAKEN)',
   412: 'If-Match does not match the current ETag (PRECONDITION_FAILED)',
+  422: 'The Idempotency-Key was already used with a different request: method, path or body (IDEMPOTENCY_KEY_REUSED)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Unsupported content type (UNSUPPORTED_MEDIA_TYPE)',
   429: 'Rate limited (RATE_LIMITED); Retry-After says when to retry',
@@ -75,3 +76,19 @@ export function errors (...statuses: number[]): Record<number, TSchema> {
   for (const status of [...statuses, 500]) out[status] = { ...ErrorRef, description: errorDescriptions[status] ?? 'Error' }
   return out
 }
+
+/** The contract's Idempotency-Key: 1 to 255 characters of [A-Za-z0-9._:-]. */
+export const IdempotencyKeySchema = Type.String({
+  pattern: '^[A-Za-z0-9._:-]{1,255}$',
+  maxLength: 255,
+  description: 'Makes a retry safe: the same key with the same request (method, path, body) within 24 h answers the stored response ' +
+    '(status, body, Location) with Idempotent-Replayed: true and does nothing else; with a different request it is 422 ' +
+    'IDEMPOTENCY_KEY_REUSED; while the first request still runs, 409 IDEMPOTENCY_IN_PROGRESS. Scoped to the caller (the user, or for ' +
+    'an anonymous operation the operation itself). A 5xx is not stored: a retry with the key runs again.'
+})
+
+/** The error responses Idempotency-Key adds to an operation that honours it (a malformed key is 400). */
+export const idempotencyErrors = (): Record<number, TSchema> => ({
+  ...errors(400, 422),
+  409: { ...ErrorRef, description: `${errorDescriptions[409]}; a request with the same Idempotency-Key is still running (IDEMPOTENCY_IN_PROGRESS)` }
+})

@@ -14,6 +14,7 @@ import swagger from './plugins/external/swagger.js'
 import database from './plugins/app/db.js'
 import auth from './plugins/app/auth.js'
 import services from './plugins/app/services.js'
+import idempotency from './plugins/app/idempotency.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
 import oidcRoutes from './routes/oidc.js'
@@ -171,6 +172,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(jobs)
   await app.register(emailDelivery)
   await app.register(services)
+  // Before the routes: it adds its hooks to each POST as the route is added.
+  await app.register(idempotency)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })

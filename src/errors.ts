@@ -56,3 +56,7 @@ export function fromDatabaseError (err: unknown): AppError | undefined {
 }
 export const uriTooLong = () => new AppError(414, 'URI_TOO_LONG', 'A path segment is longer than the server accepts')
 export const unsupportedMediaType = () => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type; send application/json')
+export const idempotencyKeyReused = () =>
+  new AppError(422, 'IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used with a different request (method, path or body)')
+export const idempotencyInProgress = () =>
+  new AppError(409, 'IDEMPOTENCY_IN_PROGRESS', 'A request with this Idempotency-Key is still running; retry it shortly')

@@ -22,6 +22,17 @@ export const isMfaChallenge = (answer: LoginAnswer): answer is MfaChallenge => '
 
 type QueryOf<Path extends keyof paths> = paths[Path] extends { get: { parameters: { query?: infer Q } } } ? NonNullable<Q> : never
 // Partial: the document marks query parameters that have a default as required.
+/** The paths whose POST takes an Idempotency-Key (the document says so: its header parameter). */
+export type IdempotentPath = {
+  [P in keyof paths]: paths[P] extends { post: { parameters: { header?: infer H } } }
+    // `header?: never` (no header parameter) would match any shape: it must be there and name the key.
+    ? [NonNullable<H>] extends [never] ? never : 'Idempotency-Key' extends keyof NonNullable<H> ? P : never
+    : never
+}[keyof paths]
+
+/** A new Idempotency-Key: a random UUID from Web Crypto (browsers, React Native with a crypto polyfill, Node). */
+export const newIdempotencyKey = (): string => globalThis.crypto.randomUUID()
+
 export type UserListQuery = Partial<Omit<QueryOf<'/api/v1/users'>, 'cursor' | 'page'>>
 export type AuditLogQuery = Partial<Omit<QueryOf<'/api/v1/audit-logs'>, 'cursor'>>
 
@@ -50,6 +61,13 @@ export type UserManagementClient = Client<paths> & {
   verifyMfa (mfaToken: string, factor: SecondFactor): Promise<TokenPair>
   /** Ends this login on the service and forgets the tokens. */
   logout (): Promise<void>
+  /**
+   * client.POST for an operation that takes an Idempotency-Key, which it sends: init.idempotencyKey,
+   * or a new random UUID. Every retry the client makes of this call (429, 503, 409
+   * IDEMPOTENCY_IN_PROGRESS, a lost connection, a refreshed access token) resends the same key, so
+   * the service does the work at most once. To retry it yourself later, pass the same idempotencyKey.
+   */
+  idempotentPost: Client<Pick<paths, IdempotentPath>>['POST']
   /** Every user that matches, following nextCursor page after page. */
   users (query?: UserListQuery): AsyncGenerator<Schemas['UserFields']>
   /** Every audit entry that matches, newest first, following nextCursor. */
@@ -104,6 +122,11 @@ export function createClient (options: ClientOptions): UserManagementClient {
       session.set(null)
       if (refreshToken) await anonymous.POST('/api/v1/auth/logout', { body: { refreshToken } })
     },
+    idempotentPost: ((url: IdempotentPath, init: { idempotencyKey?: string, params?: { header?: object } } = {}) => {
+      const { idempotencyKey = newIdempotencyKey(), ...rest } = init
+      const header = { ...rest.params?.header, 'Idempotency-Key': idempotencyKey }
+      return client.POST(url, { ...rest, params: { ...rest.params, header } } as never)
+    }) as UserManagementClient['idempotentPost'],
     users (query: UserListQuery = {}) {
       return follow(async cursor => (await client.GET('/api/v1/users', {
         params: { query: { limit: PAGE, ...query, cursor } as QueryOf<'/api/v1/users'> }

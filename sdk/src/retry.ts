@@ -9,17 +9,30 @@ export interface RetryOptions {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 
+const KEYED = 'idempotency-key'
+/** How long to wait before asking again about a keyed request still running elsewhere (no Retry-After there), per attempt so far. */
+const IN_PROGRESS_DELAY_MS = 250
+
 /**
- * Whether to send the request again. Only when the service said when to come back (Retry-After):
+ * Whether to send the request again, and after how long (undefined: not). Only when the service
+ * said when to come back (Retry-After), or when the request carries an Idempotency-Key:
  * - 429, any method: the service's rate limiter and login lockout refuse before a handler runs,
  *   so nothing was done and a POST is as safe to resend as a GET.
- * - 503, idempotent methods only: the service answers it when its database connection failed,
- *   which normally rolls the work back, but a connection lost during a commit cannot say whether
- *   it committed, so a POST or PATCH is left to the caller.
+ * - 503, idempotent methods and keyed requests only: the service answers it when its database
+ *   connection failed, which normally rolls the work back, but a connection lost during a commit
+ *   cannot say whether it committed, so a POST or PATCH without a key is left to the caller. With
+ *   a key the service answers a retry of work that was done with its stored response.
+ * - 409 IDEMPOTENCY_IN_PROGRESS on a keyed request: the first send is still running; asking
+ *   again a little later gets its answer.
  */
-function mayRetry (request: Request, response: Response): boolean {
-  if (!response.headers.has('retry-after')) return false
-  return response.status === 429 || (response.status === 503 && IDEMPOTENT.has(request.method))
+async function retryDelay (request: Request, response: Response, attempt: number): Promise<number | undefined> {
+  const keyed = request.headers.has(KEYED)
+  if (response.status === 409 && keyed) {
+    const body = await response.clone().json().catch(() => undefined) as { error?: { code?: string } } | undefined
+    return body?.error?.code === 'IDEMPOTENCY_IN_PROGRESS' ? IN_PROGRESS_DELAY_MS * attempt : undefined
+  }
+  if (!response.headers.has('retry-after')) return undefined
+  return response.status === 429 || (response.status === 503 && (IDEMPOTENT.has(request.method) || keyed)) ? delayOf(response) : undefined
 }
 
 /** Retry-After in milliseconds: seconds, or an HTTP date. */
@@ -48,15 +61,26 @@ function sleep (ms: number, signal: AbortSignal | null): Promise<void> {
   })
 }
 
-/** Wraps fetch: resends after 429/503 as Retry-After says, within the attempts and delay bounds. */
+/**
+ * Wraps fetch: resends after 429/503 as Retry-After says, within the attempts and delay bounds. A
+ * request with an Idempotency-Key is also resent, with the same key, after 409 IDEMPOTENCY_IN_PROGRESS
+ * and after a failure that left no answer (a lost connection): the service does its work once.
+ */
 export function retrying (fetch: Fetch, { maxAttempts = 3, maxDelayMs = 10_000 }: RetryOptions = {}): Fetch {
   return async function fetchWithRetry (request) {
     for (let attempt = 1; ; attempt++) {
-      // A clone per attempt: a body can be sent once, and the original stays unread for the next.
-      const response = await fetch(request.clone())
-      if (attempt >= maxAttempts || !mayRetry(request, response)) return response
-      const delay = delayOf(response)
-      if (delay > maxDelayMs) return response
+      let response: Response
+      try {
+        // A clone per attempt: a body can be sent once, and the original stays unread for the next.
+        response = await fetch(request.clone())
+      } catch (err) {
+        if (attempt >= maxAttempts || !request.headers.has(KEYED) || request.signal?.aborted) throw err
+        await sleep(IN_PROGRESS_DELAY_MS * attempt, request.signal)
+        continue
+      }
+      if (attempt >= maxAttempts) return response
+      const delay = await retryDelay(request, response, attempt)
+      if (delay === undefined || delay > maxDelayMs) return response
       await response.body?.cancel()
       await sleep(delay, request.signal)
     }

@@ -43,6 +43,20 @@ export interface EmailVerificationTokens {
   userId: string;
 }
 
+export interface IdempotencyKeys {
+  body: string | null;
+  claimId: Generated<string>;
+  createdAt: Generated<Timestamp>;
+  expiresAt: Timestamp;
+  headers: Generated<Json>;
+  key: string;
+  lockedUntil: Timestamp;
+  requestHash: string;
+  scope: string;
+  state: Generated<string>;
+  statusCode: number | null;
+}
+
 export interface InvitationRoles {
   invitationId: string;
   roleId: string;
@@ -231,6 +245,7 @@ export interface WebauthnChallenges {
 export interface DB {
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
+  idempotencyKeys: IdempotencyKeys;
   invitationRoles: InvitationRoles;
   invitations: Invitations;
   mfaChallenges: MfaChallenges;

@@ -9,6 +9,11 @@ export interface RetryPolicy { retryLimit: number, retryDelaySec: number, retryB
 export interface JobDefinition<T> extends RetryPolicy {
   /** How often this instance looks for due jobs of this name; 0 runs them only through runDue. */
   pollIntervalMs: number
+  /**
+   * A recurring job: every polling instance offers one job per slot of this many seconds and
+   * pg-boss keeps only the first (singletonSeconds), so it runs once per slot, on one instance.
+   */
+  everySec?: number
   /** Jobs taken at a time, and at most 10 batches per poll. */
   batchSize?: number
   /** Runs one job; a throw fails this try, which is retried by the policy. */
@@ -134,6 +139,17 @@ export async function createJobQueue ({ db, log }: { db: Executor, log: FastifyB
         const timer = setInterval(() => {
           runDue(name).catch(err => log.error({ err, job: name }, 'job run failed'))
         }, definition.pollIntervalMs)
+        timer.unref()
+        timers.push(timer)
+      }
+      if (definition.everySec && definition.pollIntervalMs > 0) {
+        const everySec = definition.everySec
+        const offer = () => {
+          b.send(name, {}, { singletonSeconds: everySec, retryLimit: definition.retryLimit })
+            .catch(err => log.error({ err, job: name }, 'offering a recurring job failed'))
+        }
+        offer()
+        const timer = setInterval(offer, everySec * 1000)
         timer.unref()
         timers.push(timer)
       }

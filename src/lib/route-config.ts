@@ -19,6 +19,13 @@ declare module 'fastify' {
      * without it clear them before answering.
      */
     keepsAuthState?: boolean
+    /**
+     * false: the POST ignores Idempotency-Key, because it issues or ends tokens (the logins and
+     * their steps, refresh, logout) and its answer must never be stored. Every other POST under
+     * /api/v1 honours the key, except those whose success answer carries a secret or token field,
+     * which src/plugins/app/idempotency.ts leaves out by their response schema.
+     */
+    idempotency?: false
   }
 }
 

@@ -38,7 +38,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/login', {
-    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    config: { rateLimitBudget: 'auth', keepsAuthState: true, idempotency: false },
     schema: {
       operationId: 'login',
       tags,
@@ -57,7 +57,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/invitations/accept', {
-    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    config: { rateLimitBudget: 'auth', keepsAuthState: true, idempotency: false },
     schema: {
       operationId: 'acceptInvitation',
       tags,
@@ -76,7 +76,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/refresh', {
-    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    config: { rateLimitBudget: 'auth', keepsAuthState: true, idempotency: false },
     schema: {
       operationId: 'refreshTokens',
       tags,
@@ -93,6 +93,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/logout', {
+    config: { idempotency: false },
     schema: {
       operationId: 'logout',
       tags,
@@ -108,6 +109,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/logout-all', {
+    config: { idempotency: false },
     onRequest: authenticate,
     schema: {
       operationId: 'logoutAll',

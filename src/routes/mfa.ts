@@ -99,7 +99,7 @@ const mfaRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/verify', {
-    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    config: { rateLimitBudget: 'auth', keepsAuthState: true, idempotency: false },
     schema: {
       operationId: 'verifyMfa',
       tags,

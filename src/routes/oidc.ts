@@ -90,7 +90,7 @@ const oidcRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/oidc/exchange', {
-    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    config: { rateLimitBudget: 'auth', keepsAuthState: true, idempotency: false },
     schema: {
       operationId: 'exchangeOidcCode',
       tags,

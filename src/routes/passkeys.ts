@@ -72,7 +72,7 @@ const passkeyRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/login/options', {
-    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    config: { rateLimitBudget: 'auth', keepsAuthState: true, idempotency: false },
     schema: {
       operationId: 'passkeyLoginOptions',
       tags,
@@ -92,7 +92,7 @@ const passkeyRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/login/verify', {
-    config: { rateLimitBudget: 'auth', keepsAuthState: true },
+    config: { rateLimitBudget: 'auth', keepsAuthState: true, idempotency: false },
     schema: {
       operationId: 'passkeyLogin',
       tags,

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
+import { IdempotencyKeySchema } from '../../../schemas/common.js'
 
 export const OPENAPI_INFO = {
   title: 'User Management API',
@@ -52,6 +53,11 @@ const SHARED_HEADERS = {
     required: true,
     schema: { type: 'string', format: 'uri-reference', maxLength: 8192 }
   },
+  'Idempotent-Replayed': {
+    description: 'true when the answer is the stored response of an earlier request with the same Idempotency-Key (nothing was done again)',
+    required: false,
+    schema: { type: 'string', const: 'true', maxLength: 4 }
+  },
   'Access-Control-Allow-Origin': {
     description: 'The request\'s Origin, only when it is one of CORS_ORIGINS (with Access-Control-Allow-Credentials: true); none listed: never sent',
     required: false,
@@ -67,7 +73,7 @@ const headerRefs = (names: string[]) => Object.fromEntries(names.map(name => {
 
 interface Response { headers?: Record<string, unknown> }
 
-interface Parameter { in: string, required?: boolean, schema?: { default?: unknown } }
+interface Parameter { in: string, name?: string, required?: boolean, schema?: { default?: unknown } }
 interface Operation { parameters?: Parameter[], responses?: Record<string, Response> }
 const operationsOf = (document: object) => Object.entries<Record<string, Operation>>((document as { paths?: any }).paths ?? {})
   .flatMap(([path, item]) => Object.values(item).map(operation => ({ path, operation })))
@@ -78,6 +84,23 @@ function defaultsOptional<T extends object> (document: T): T {
     for (const parameter of operation.parameters ?? []) {
       if (parameter.in !== 'path' && parameter.schema?.default !== undefined) delete parameter.required
     }
+  }
+  return document
+}
+
+/** Request parameters described once (components.parameters); an operation's own parameter of that name becomes a reference. */
+const { description: idempotencyKeyDescription, ...idempotencyKeySchema } = IdempotencyKeySchema
+const SHARED_PARAMETERS = {
+  IdempotencyKey: { name: 'Idempotency-Key', in: 'header', required: false, description: idempotencyKeyDescription, schema: idempotencyKeySchema }
+}
+
+function sharedParameters<T extends object> (document: T): T {
+  for (const { operation } of operationsOf(document)) {
+    operation.parameters = operation.parameters?.map(parameter => {
+      const shared = Object.entries(SHARED_PARAMETERS)
+        .find(([, p]) => p.in === parameter.in && p.name.toLowerCase() === parameter.name?.toLowerCase())
+      return shared ? { $ref: `#/components/parameters/${shared[0]}` } as unknown as Parameter : parameter
+    })
   }
   return document
 }
@@ -132,6 +155,7 @@ export default fp(async function swagger (fastify) {
           }
         },
         headers: SHARED_HEADERS,
+        parameters: SHARED_PARAMETERS,
         // What any operation can answer, documented once (the contract allows exactly these as shared responses).
         responses: Object.fromEntries(Object.entries(SHARED_RESPONSES).map(([name, description]) => [name, {
           description,
@@ -142,7 +166,7 @@ export default fp(async function swagger (fastify) {
         }]))
       }
     },
-    transformObject: document => sharedHeaders(defaultsOptional('openapiObject' in document ? document.openapiObject : document.swaggerObject)),
+    transformObject: document => sharedParameters(sharedHeaders(defaultsOptional('openapiObject' in document ? document.openapiObject : document.swaggerObject))),
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`)
     }
