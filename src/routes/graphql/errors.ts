@@ -57,6 +57,8 @@ export function invalidRequest (message: string, errors: ReadonlyArray<{ message
 export function requestErrorOf (err: Error & { code?: string, errors?: unknown }): Error {
   if (err instanceof AppError || !err.code?.startsWith('MER_ERR_')) return err
   if (err.code === 'MER_ERR_METHOD_NOT_ALLOWED') return methodNotAllowed()
+  // GET's variables (or extensions) that are not JSON.
+  if (err instanceof SyntaxError) return validationError('The GraphQL request is invalid', [{ field: 'variables', message: cut(`must be a JSON object: ${err.message}`, 500) }])
   const errors = Array.isArray(err.errors) && err.errors.length > 0 ? err.errors as GraphQLError[] : [err]
   return invalidRequest('The GraphQL request is invalid', errors)
 }

@@ -134,14 +134,24 @@ const graphqlRoutes: FastifyPluginAsync<GraphqlOptions> = async function (fastif
     if (operationOf(document, operationNameOf(ctx)).operation !== 'query') throw methodNotAllowed()
   })
 
-  // After the document validated (so its fragments are known and acyclic): its depth, then its cost.
+  // Before the document is validated, so a deep document is refused whatever else is wrong with it. Introspection
+  // (__schema, __type) reads no data and is not counted: GraphiQL's own query is deeper than 8 (the cost still bounds it).
+  fastify.graphql.addHook<GraphqlContext>('preValidation', async (schema, document) => {
+    let tooDeep: boolean
+    try {
+      // The library counts the levels below the top one, hence MAX_DEPTH - 1.
+      tooDeep = validate(schema, document, [depthLimit(MAX_DEPTH - 1)]).length > 0
+    } catch {
+      // A fragment that is unknown or spreads itself: the validation that comes next refuses the document.
+      return
+    }
+    if (tooDeep) throw validationError(`The query is deeper than ${MAX_DEPTH} levels`, [{ field: 'query', message: `must not nest fields more than ${MAX_DEPTH} levels deep` }])
+  })
+
+  // After the document validated (its operations and variables are known good): its cost.
   fastify.graphql.addHook<GraphqlContext>('preExecution', async (schema: GraphQLSchema, document, ctx, variables) => {
     const operation = operationOf(document, operationNameOf(ctx))
-    // Introspection (__schema, __type) reads no data and does not count toward the depth: GraphiQL's query is deeper than 8.
-    // The library counts levels below the top one, hence MAX_DEPTH - 1.
-    if (validate(schema, document, [depthLimit(MAX_DEPTH - 1)]).length > 0) {
-      throw validationError(`The query is deeper than ${MAX_DEPTH} levels`, [{ field: 'query', message: `must not nest fields more than ${MAX_DEPTH} levels deep` }])
-    }
+    if (operation.operation === 'subscription') throw validationError('Subscriptions are not served', [{ field: 'query', message: 'must be a query or a mutation' }])
     let cost: number
     try {
       cost = getComplexity({ schema, query: document, variables: variables ?? {}, operationName: operation.name?.value, estimators })

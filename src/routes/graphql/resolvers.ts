@@ -31,6 +31,7 @@ function connection<T> (nodes: T[], cursorAt: (index: number) => string, hasNext
 /** Output only (audit changes): a value is sent as it is; nothing takes JSON as input. */
 const JsonScalar = new GraphQLScalarType({
   name: 'JSON',
+  description: 'Any JSON value (output only).',
   serialize: value => value,
   parseValue: () => { throw validationError('JSON is not accepted as input') },
   parseLiteral: () => { throw validationError('JSON is not accepted as input') }
