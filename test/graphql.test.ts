@@ -83,7 +83,7 @@ t.test('users: a connection with cursors over the keyset paging of GET /api/v1/u
   const tag = `Gqlpage${randomUUID().slice(0, 8)}`
   const ids: string[] = []
   for (let i = 0; i < 5; i++) ids.push((await createUser(app, { lastName: tag })).id)
-  const page = `edges { cursor node { id lastName } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } totalCount`
+  const page = 'edges { cursor node { id lastName } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } totalCount'
   const query = `query ($after: String, $sort: UserSort) { users(first: 2, after: $after, sort: $sort, filter: { q: "${tag}", includeDeleted: null }) { ${page} } }`
 
   const seen: string[] = []
@@ -124,7 +124,7 @@ t.test('users: a connection with cursors over the keyset paging of GET /api/v1/u
 })
 
 t.test('roles and roleDetails need roles:manage; auditLogs audit:read, with cursors', async t => {
-  const { data, errors } = await gql(`query ($id: ID!) { roles { name builtIn permissions } user(id: $id) { roles roleDetails { name permissions } } }`, { id: reader.id })
+  const { data, errors } = await gql('query ($id: ID!) { roles { name builtIn permissions } user(id: $id) { roles roleDetails { name permissions } } }', { id: reader.id })
   t.same(errors, [])
   t.same(data.roles.map((r: { name: string }) => r.name), (await as(app, admin, { method: 'GET', url: '/api/v1/roles' })).json().data.map((r: { name: string }) => r.name))
   t.same(data.user, { roles: [readerRole], roleDetails: [{ name: readerRole, permissions: ['users:read'] }] })
@@ -201,7 +201,7 @@ t.test('updateUser, setUserRoles, deleteUser, restoreUser: permissions and rules
   t.equal((await restUser(target.id)).statusCode, 200, 'REST: back')
 
   // Two mutations in one request: each is answered on its own.
-  const both = await gql(`mutation ($id: ID!) { ok: restoreUser(id: $id) { id } refused: setUserRoles(id: $id, roles: ["nope-role"]) { id } }`, { id: target.id })
+  const both = await gql('mutation ($id: ID!) { ok: restoreUser(id: $id) { id } refused: setUserRoles(id: $id, roles: ["nope-role"]) { id } }', { id: target.id })
   t.same(both.data, { ok: { id: target.id }, refused: null })
   t.match(both.errors, [{ path: ['refused'], extensions: { code: 'VALIDATION_ERROR' } }])
 })
