@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Nullable } from './common.js'
 
-// A document this long is already far over any sensible query; the parser also stops at GRAPHQL_MAX_TOKENS.
+// A document this long is already far over any sensible query; the parser also stops at 5000 tokens (src/routes/graphql).
 const Query = Type.String({ minLength: 1, maxLength: 20_000, description: 'The GraphQL document (one query or mutation; subscriptions are not served)' })
 const OperationName = Nullable(Type.String({ maxLength: 200, description: 'Which operation of the document to run, when it has several' }))
 /** A JSON object whose keys the client chooses (variables, extensions). */
