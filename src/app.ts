@@ -35,6 +35,7 @@ import invitationsRoutes from './routes/invitations.js'
 import metricsRoutes from './routes/metrics.js'
 import testRoutes from './routes/test.js'
 import passkeyRoutes from './routes/passkeys.js'
+import graphqlRoutes from './routes/graphql/index.js'
 import { RoleSchema } from '../schemas/role.js'
 import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
 import { ErrorDetailSchema, ErrorSchema } from '../schemas/common.js'
@@ -46,6 +47,7 @@ import { CapturedEmailSchema } from '../schemas/test.js'
 import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchema, RegistrationOptionsSchema, RegistrationResponseSchema } from '../schemas/passkeys.js'
 import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
 import { InvitationSchema } from '../schemas/invitation.js'
+import { GraphqlErrorSchema } from '../schemas/graphql.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -60,7 +62,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema
 ]
 
 const REDACT = [
@@ -123,7 +125,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   if (stdout) app.addHook('onClose', async () => stdout.close())
-  app.setValidatorCompiler(createValidatorCompiler(SHARED_SCHEMAS))
+  // Also checks the GraphQL resolvers' arguments against the REST routes' schemas.
+  const validatorCompiler = createValidatorCompiler(SHARED_SCHEMAS)
+  app.setValidatorCompiler(validatorCompiler)
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
 
   // The request log hooks exist only at levels that print them: none on the hot path at warn.
@@ -184,6 +188,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
   await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
+  await app.register(graphqlRoutes, { validatorCompiler })
   if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app

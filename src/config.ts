@@ -39,6 +39,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_WINDOW: Duration('1m'),
   AUTH_RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1 }),
   RATE_LIMIT_USER_MAX: Type.Integer({ default: 1000, minimum: 1 }),
+  GRAPHQL_MAX_COST: Type.Integer({ default: 5000, minimum: 1 }),
   PASSWORD_BREACH_CHECK_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1 }),
   LOGIN_LOCK_WINDOW: Duration('15m'),
@@ -104,6 +105,8 @@ export interface Config {
   authRateLimitMax: number
   /** Authenticated requests per user per window, across instances, on top of the per-IP budgets. */
   rateLimitUserMax: number
+  /** The most a GraphQL operation may cost (each field 1, a list field its page size times what one item costs). */
+  graphqlMaxCost: number
   /** A k-anonymity range API of breached passwords (Pwned Passwords); unset: no such check. */
   passwordBreachCheckUrl?: string
   loginMaxFailures: number
@@ -308,6 +311,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     rateLimitWindowMs: secondsOf('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW) * 1000,
     authRateLimitMax: env.AUTH_RATE_LIMIT_MAX,
     rateLimitUserMax: env.RATE_LIMIT_USER_MAX,
+    graphqlMaxCost: env.GRAPHQL_MAX_COST,
     passwordBreachCheckUrl: env.PASSWORD_BREACH_CHECK_URL,
     loginMaxFailures: env.LOGIN_MAX_FAILURES,
     loginLockWindowMs: secondsOf('LOGIN_LOCK_WINDOW', env.LOGIN_LOCK_WINDOW) * 1000,

@@ -8,8 +8,9 @@ interface Document {
 }
 export interface Answer { method: string, url: string, statusCode: number, headers: Record<string, unknown>, body: string }
 
-// The contract lets these stay out of the document; HEAD and OPTIONS are Fastify's and CORS's own answers.
-const OUTSIDE = /^\/(docs|openapi\.json|metrics)(\/|$)/
+// The contract lets these stay out of the document (and GraphiQL, a page for people served outside production, as /docs is);
+// HEAD and OPTIONS are Fastify's and CORS's own answers.
+const OUTSIDE = /^\/(docs|openapi\.json|metrics|graphiql)(\/|$)/
 const DOC = 'openapi.json'
 const pointer = (...parts: string[]) => `${DOC}#/${parts.map(p => encodeURIComponent(p.replace(/~/g, '~0').replace(/\//g, '~1'))).join('/')}`
 

@@ -8,7 +8,7 @@
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
-     * Which per-IP budget the route spends (routes under /api/v1 only): `api`, the default, is
+     * Which per-IP budget the route spends (routes under /api/v1 and /graphql only): `api`, the default, is
      * RATE_LIMIT_MAX shared by every route; `auth` is AUTH_RATE_LIMIT_MAX, counted per route, for
      * routes where an anonymous caller tries credentials or tokens.
      */
@@ -29,4 +29,6 @@ declare module 'fastify' {
   }
 }
 
-export {}
+/** The paths that spend the per-IP budgets and carry the x-ratelimit-* headers: the REST API, and GraphQL over the same services. */
+export const isRateLimitedPath = (url: string) =>
+  url === '/api/v1' || url.startsWith('/api/v1/') || url.startsWith('/api/v1?') || url === '/graphql' || url.startsWith('/graphql?')

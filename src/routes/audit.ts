@@ -1,13 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../../schemas/common.js'
 import { AuditListQuerySchema, AuditListResponseSchema } from '../../schemas/audit.js'
+import { ACCESS } from '../services/context.js'
 
 const auditRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   const { authenticate, authorize, auditService } = fastify
 
   fastify.get('/', {
     onRequest: authenticate,
-    preHandler: authorize('audit:read'),
+    preHandler: authorize(ACCESS.readAudit),
     schema: {
       operationId: 'listAuditLogs',
       tags: ['audit'],

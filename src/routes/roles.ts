@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { EmptyResponse, errors, IdParamsSchema, WithHeaders } from '../../schemas/common.js'
 import { RoleInputSchema, RoleListResponseSchema, RoleResponseSchema } from '../../schemas/role.js'
-import { contextOf } from '../services/context.js'
+import { ACCESS, contextOf } from '../services/context.js'
 
 const security = [{ bearerAuth: [] }]
 
 const rolesRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   const { authenticate, authorize, rolesService } = fastify
   fastify.addHook('onRequest', authenticate)
-  fastify.addHook('preHandler', authorize('roles:manage'))
+  fastify.addHook('preHandler', authorize(ACCESS.manageRoles))
 
   fastify.get('/', {
     schema: {

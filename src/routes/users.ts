@@ -8,7 +8,7 @@ import {
 } from '../../schemas/user.js'
 import { Success } from '../../schemas/common.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
-import { contextOf } from '../services/context.js'
+import { ACCESS, contextOf } from '../services/context.js'
 
 /** A PATCH body is a JSON merge patch (RFC 7396), sent as either media type. */
 const PATCH_MEDIA_TYPES = ['application/json', 'application/merge-patch+json']
@@ -29,7 +29,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.addHook('onRequest', authenticate)
 
   fastify.get('/', {
-    preHandler: authorize('users:read'),
+    preHandler: authorize(ACCESS.listUsers),
     schema: {
       operationId: 'listUsers',
       tags: ['users'],
@@ -48,7 +48,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.post('/', {
     // A new account cannot invalidate anyone's access token.
     config: { keepsAuthState: true },
-    preHandler: authorize('users:write'),
+    preHandler: authorize(ACCESS.createUser),
     schema: {
       operationId: 'createUser',
       tags: ['users'],
@@ -66,7 +66,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.get('/:id', {
-    preHandler: authorize('users:read', { self: true }),
+    preHandler: authorize(ACCESS.getUser),
     schema: {
       operationId: 'getUser',
       tags: ['users'],
@@ -89,7 +89,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     'With If-Match, a stale ETag is 412. A new email is unverified until confirmed, and a verification email is queued.'
 
   fastify.put('/:id', {
-    preHandler: authorize('users:write', { self: true }),
+    preHandler: authorize(ACCESS.updateUser),
     schema: {
       operationId: 'replaceUser',
       tags: ['users'],
@@ -106,7 +106,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.patch('/:id', {
-    preHandler: authorize('users:write', { self: true }),
+    preHandler: authorize(ACCESS.updateUser),
     schema: {
       operationId: 'updateUser',
       tags: ['users'],
@@ -124,7 +124,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.delete('/:id', {
-    preHandler: authorize('users:delete', { self: true }),
+    preHandler: authorize(ACCESS.deleteUser),
     schema: {
       operationId: 'deleteUser',
       tags: ['users'],
@@ -142,7 +142,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/:id/restore', {
-    preHandler: authorize('users:delete'),
+    preHandler: authorize(ACCESS.restoreUser),
     schema: {
       operationId: 'restoreUser',
       tags: ['users'],
@@ -175,7 +175,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.put('/:id/roles', {
-    preHandler: authorize('roles:manage'),
+    preHandler: authorize(ACCESS.setUserRoles),
     schema: {
       operationId: 'setUserRoles',
       tags: ['users'],

@@ -9,7 +9,7 @@ import type { AuditListQuery, AuditLogEntry, AuditPagination } from '../../schem
 export function createAuditService ({ reads }: { reads: LagTolerantReads }) {
   return {
     /** On the replica when there is one (callerId: whose own writes it must show). */
-    async list (query: AuditListQuery, callerId: string | null = null): Promise<{ data: AuditLogEntry[], pagination: AuditPagination }> {
+    async list (query: AuditListQuery, callerId: string | null = null): Promise<{ data: AuditLogEntry[], pagination: AuditPagination, cursorAt: (index: number) => string }> {
       const filter: AuditFilter = { userId: query.userId, actorId: query.actorId, action: query.action, from: query.from, to: query.to }
       if (filter.from && filter.to && dateOf(filter.from) >= dateOf(filter.to)) {
         throw validationError('from must be before to', [{ field: 'from', message: 'must be before to' }])
@@ -24,7 +24,8 @@ export function createAuditService ({ reads }: { reads: LagTolerantReads }) {
       const rows = await reads.run(callerId, db => listAudit(db, filter, afterSeq, query.limit + 1))
       const hasNext = rows.length > query.limit
       const page = rows.slice(0, query.limit)
-      const last = page[page.length - 1]
+      // Any entry's position in this list (GraphQL gives one per edge); REST only needs the last one's.
+      const cursorAt = (index: number) => encodeCursor(fingerprint, { value: String(page[index].seq), id: page[index].id })
       return {
         data: page.map(row => ({
           id: row.id,
@@ -40,8 +41,9 @@ export function createAuditService ({ reads }: { reads: LagTolerantReads }) {
         pagination: {
           limit: query.limit,
           hasNext,
-          nextCursor: hasNext && last ? encodeCursor(fingerprint, { value: String(last.seq), id: last.id }) : null
-        }
+          nextCursor: hasNext && page.length > 0 ? cursorAt(page.length - 1) : null
+        },
+        cursorAt
       }
     }
   }

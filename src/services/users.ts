@@ -231,9 +231,9 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       const hasNext = rows.length > query.limit
       const visible = rows.slice(0, query.limit).map(toUser)
       const last = visible[visible.length - 1]
-      const nextCursor = hasNext && last
-        ? encodeCursor(fingerprint, { value: last[sort], id: last.id })
-        : null
+      // Any row's position in this list (GraphQL gives one per edge); REST only needs the last one's.
+      const cursorAt = (index: number) => encodeCursor(fingerprint, { value: visible[index][sort], id: visible[index].id })
+      const nextCursor = hasNext && last ? cursorAt(visible.length - 1) : null
       const pagination: Pagination = {
         page: after ? null : query.page,
         limit: query.limit,
@@ -242,7 +242,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
         hasNext,
         nextCursor
       }
-      return { data: visible.map(u => pick(u, fields)), pagination }
+      return { data: visible.map(u => pick(u, fields)), pagination, cursorAt }
     },
 
     async get (id: string) {

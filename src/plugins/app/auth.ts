@@ -1,18 +1,19 @@
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerAsyncHookHandler } from 'fastify'
-import { AppError, forbidden, unauthorized } from '../../errors.js'
+import { AppError, unauthorized } from '../../errors.js'
 import { createAccessTokenSigner } from '../../lib/access-token.js'
 import type { AccessClaims } from '../../services/auth.js'
 import { createAuthStateService } from '../../services/auth-state.js'
-import type { Actor } from '../../services/context.js'
+import { authorizeActor, type Access, type Actor } from '../../services/context.js'
 import type { Permission } from '../../../schemas/auth.js'
 import '../../lib/route-config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: preHandlerAsyncHookHandler
-    authorize: (permission: Permission, options?: { self?: boolean }) => preHandlerAsyncHookHandler
+    /** A permission (with `self`: or the user itself, by the route's :id), or an entry of ACCESS (src/services/context.ts). */
+    authorize: (access: Permission | Access, options?: { self?: boolean }) => preHandlerAsyncHookHandler
     signAccessToken: (claims: AccessClaims) => string
   }
   interface FastifyRequest { actor: Actor | null }
@@ -85,12 +86,10 @@ export default fp(async function auth (fastify) {
     request.actor = await authStates.actorOf(claims.sub, claims.sid)
   })
 
-  fastify.decorate('authorize', (permission: Permission, options: { self?: boolean } = {}) =>
-    async function authorize (request: FastifyRequest, _reply: FastifyReply) {
-      const actor = request.actor
-      if (!actor) throw unauthorized()
-      if (actor.permissions.has(permission)) return
-      if (options.self && (request.params as { id?: string }).id === actor.id) return
-      throw forbidden()
-    })
+  fastify.decorate('authorize', (access: Permission | Access, options: { self?: boolean } = {}) => {
+    const rule: Access = typeof access === 'string' ? { permission: access, ...options } : access
+    return async function authorize (request: FastifyRequest, _reply: FastifyReply) {
+      authorizeActor(request.actor, rule, (request.params as { id?: string }).id)
+    }
+  })
 }, { name: 'auth', dependencies: ['config', 'database', 'rate-limit'] })

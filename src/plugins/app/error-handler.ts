@@ -74,14 +74,15 @@ export function answerClientError (this: { log: { debug: (o: object, m: string) 
   socket.destroy(err)
 }
 
-function validationDetails (err: FastifyError): ErrorDetail[] {
-  return (err.validation ?? []).map(v => {
+/** One detail per failed schema check (Ajv's errors, as Fastify's validation reports them). */
+export function validationDetails (validation: NonNullable<FastifyError['validation']>, context = 'request'): ErrorDetail[] {
+  return validation.map(v => {
     const params = v.params as Record<string, unknown>
     const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.')
     const field = params.missingProperty ?? params.additionalProperty
     const name = [path, field].filter(Boolean).join('.')
     const message = params.additionalProperty ? 'is not allowed' : (v.message ?? 'is invalid')
-    return name ? { field: name, message } : { message: `${err.validationContext ?? 'request'} ${message}` }
+    return name ? { field: name, message } : { message: `${context} ${message}` }
   })
 }
 
@@ -112,7 +113,7 @@ export default fp(async function errorHandler (fastify) {
       return sendError(reply, err.statusCode, err.code, err.message, err.details)
     }
     if (err.validation) {
-      return sendError(reply, 400, 'VALIDATION_ERROR', 'The request is invalid', validationDetails(err))
+      return sendError(reply, 400, 'VALIDATION_ERROR', 'The request is invalid', validationDetails(err.validation, err.validationContext))
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined
     if (mapped) return sendError(reply, mapped[0], mapped[1], err.message)

@@ -3,7 +3,7 @@ import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fast
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { rateLimited } from '../../errors.js'
 import { createBudgetCounter, type BudgetCounter } from '../../lib/batched-counter.js'
-import '../../lib/route-config.js'
+import { isRateLimitedPath as isApi } from '../../lib/route-config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,8 +15,6 @@ declare module 'fastify' {
 type Limit = preHandlerAsyncHookHandler
 // The limit a route spends, chosen from its config when it is added and kept on that config.
 const kLimit = Symbol('rate limit of the route')
-
-const isApi = (url: string) => url === '/api/v1' || url.startsWith('/api/v1/') || url.startsWith('/api/v1?')
 
 /** The library's store interface over our counters (Redis, or in-process while Redis is away). */
 function counterStore (counter: BudgetCounter) {
@@ -36,7 +34,7 @@ function counterStore (counter: BudgetCounter) {
 }
 
 /**
- * Per-IP rate limits on /api/v1: RATE_LIMIT_MAX per RATE_LIMIT_WINDOW on every route, and
+ * Per-IP rate limits on /api/v1 and /graphql: RATE_LIMIT_MAX per RATE_LIMIT_WINDOW on every route, and
  * AUTH_RATE_LIMIT_MAX per window on each route that declares `config: { rateLimitBudget: 'auth' }`
  * (instead of the general budget). One root onRequest hook applies them, so a request is counted
  * and gets the x-ratelimit-* headers before any other work, authentication included (a route's

@@ -2,11 +2,12 @@ import fp from 'fastify-plugin'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import { IdempotencyKeySchema } from '../../../schemas/common.js'
+import { isRateLimitedPath } from '../../lib/route-config.js'
 
 export const OPENAPI_INFO = {
   title: 'User Management API',
   description: 'Accounts, logins, roles, profiles and an audit trail. Every response uses the success or error envelope and ' +
-    'carries X-Request-Id; every /api/v1 response carries the x-ratelimit-* headers of the budget it spent.',
+    'carries X-Request-Id; every /api/v1 and /graphql response carries the x-ratelimit-* headers of the budget it spent.',
   version: '1.0.0'
 }
 
@@ -107,7 +108,7 @@ function sharedParameters<T extends object> (document: T): T {
 
 /**
  * The headers each response carries: X-Request-Id and (for allowed origins) CORS on every one,
- * the rate-limit headers on every /api/v1 one (counted before anything else runs), Retry-After
+ * the rate-limit headers on every /api/v1 and /graphql one (counted before anything else runs), Retry-After
  * on 429 and 503, and those a route names in its response schema (WithHeaders in
  * schemas/common.ts: ETag, Location).
  */
@@ -117,7 +118,7 @@ function sharedHeaders<T extends object> (document: T): T {
       response.headers = headerRefs([
         'X-Request-Id',
         'Access-Control-Allow-Origin',
-        ...(path.startsWith('/api/v1/') ? RATE_LIMIT_HEADERS : []),
+        ...(isRateLimitedPath(path) ? RATE_LIMIT_HEADERS : []),
         ...(status === '429' || status === '503' ? ['Retry-After'] : []),
         ...Object.keys(response.headers ?? {})
       ])
@@ -142,6 +143,7 @@ export default fp(async function swagger (fastify) {
         { name: 'roles', description: 'Roles and their permissions' },
         { name: 'audit', description: 'The audit trail' },
         { name: 'invitations', description: 'Inviting people to create an account' },
+        { name: 'graphql', description: 'GraphQL over the same services and permission checks (schema: openapi/schema.graphql)' },
         { name: 'test', description: 'For test pipelines: served only with TEST_ENDPOINTS=true, never in production' }
       ],
       components: {
