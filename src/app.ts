@@ -28,6 +28,7 @@ import rateLimit from './plugins/external/rate-limit.js'
 import metrics from './plugins/app/metrics.js'
 import emailDelivery from './plugins/app/email-delivery.js'
 import jobs from './plugins/app/jobs.js'
+import eventRetention from './plugins/app/event-retention.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
 import invitationsRoutes from './routes/invitations.js'
@@ -160,6 +161,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(jobs)
   await app.register(emailDelivery)
   await app.register(services)
+  await app.register(eventRetention)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })

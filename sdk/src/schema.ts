@@ -1105,7 +1105,7 @@ export interface components {
             };
             auditTrail: components["schemas"]["AuditLogEntry"][];
         };
-        Permission: "users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read";
+        Permission: "users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage";
         TokenPair: {
             /** @description A JWT (HS256); send it as Authorization: Bearer */
             accessToken: string;
@@ -6512,7 +6512,7 @@ export interface operations {
                     name: string;
                     /** @default  */
                     description?: string;
-                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read")[];
+                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage")[];
                 };
             };
         };
@@ -6759,7 +6759,7 @@ export interface operations {
                     name: string;
                     /** @default  */
                     description?: string;
-                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read")[];
+                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage")[];
                 };
             };
         };

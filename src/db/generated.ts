@@ -43,6 +43,16 @@ export interface EmailVerificationTokens {
   userId: string;
 }
 
+export interface Events {
+  actorId: string | null;
+  createdAt: Timestamp;
+  data: Json;
+  id: string;
+  seq: Generated<Int8>;
+  type: string;
+  userId: string | null;
+}
+
 export interface InvitationRoles {
   invitationId: string;
   roleId: string;
@@ -228,9 +238,42 @@ export interface WebauthnChallenges {
   userId: string | null;
 }
 
+export interface WebhookDeliveries {
+  attempts: Generated<number>;
+  createdAt: Generated<Timestamp>;
+  eventId: string;
+  eventType: string;
+  id: Generated<string>;
+  jobQueued: Generated<boolean>;
+  lastAttemptAt: Timestamp | null;
+  lastError: string | null;
+  nextAttemptAt: Generated<Timestamp | null>;
+  responseStatus: number | null;
+  seq: Generated<Int8>;
+  status: Generated<string>;
+  webhookId: string;
+}
+
+export interface Webhooks {
+  active: Generated<boolean>;
+  circuitOpenUntil: Timestamp | null;
+  consecutiveFailures: Generated<number>;
+  createdAt: Generated<Timestamp>;
+  createdBy: string | null;
+  description: string | null;
+  events: string[];
+  id: Generated<string>;
+  previousSecretExpiresAt: Timestamp | null;
+  previousSecretSealed: string | null;
+  secretSealed: string;
+  updatedAt: Generated<Timestamp>;
+  url: string;
+}
+
 export interface DB {
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
+  events: Events;
   invitationRoles: InvitationRoles;
   invitations: Invitations;
   mfaChallenges: MfaChallenges;
@@ -249,4 +292,6 @@ export interface DB {
   userSessions: UserSessions;
   userTotp: UserTotp;
   webauthnChallenges: WebauthnChallenges;
+  webhookDeliveries: WebhookDeliveries;
+  webhooks: Webhooks;
 }

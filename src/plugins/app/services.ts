@@ -15,6 +15,7 @@ import { createOidcService, type OidcService } from '../../services/oidc.js'
 import { createOidcClients } from '../../lib/oidc-client.js'
 import { createInvitationsService, type InvitationsService } from '../../services/invitations.js'
 import { createMfaService, type MfaService } from '../../services/mfa.js'
+import { createEventsService, type EventsService } from '../../services/events.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,6 +28,7 @@ declare module 'fastify' {
     passkeysService: PasskeysService
     oidcService: OidcService
     invitationsService: InvitationsService
+    eventsService: EventsService
   }
 }
 
@@ -64,6 +66,7 @@ export default fp(async function services (fastify) {
   fastify.decorate('oidcService', createOidcService({ db, config, clients: oidcClients, authService, emails: fastify.emailOutbox }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ reads: fastify.lagTolerantReads }))
+  fastify.decorate('eventsService', createEventsService({ db }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }
