@@ -29,6 +29,8 @@ import metrics from './plugins/app/metrics.js'
 import emailDelivery from './plugins/app/email-delivery.js'
 import jobs from './plugins/app/jobs.js'
 import eventRetention from './plugins/app/event-retention.js'
+import webhookDelivery from './plugins/app/webhook-delivery.js'
+import webhooksRoutes from './routes/webhooks.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
 import invitationsRoutes from './routes/invitations.js'
@@ -46,6 +48,7 @@ import { CapturedEmailSchema } from '../schemas/test.js'
 import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchema, RegistrationOptionsSchema, RegistrationResponseSchema } from '../schemas/passkeys.js'
 import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
 import { InvitationSchema } from '../schemas/invitation.js'
+import { WebhookDeliverySchema, WebhookSchema } from '../schemas/webhook.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -60,7 +63,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, WebhookSchema, WebhookDeliverySchema
 ]
 
 const REDACT = [
@@ -162,6 +165,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(emailDelivery)
   await app.register(services)
   await app.register(eventRetention)
+  await app.register(webhookDelivery)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
@@ -172,6 +176,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
   await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
+  await app.register(webhooksRoutes, { prefix: '/api/v1/webhooks' })
   if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app

@@ -119,6 +119,7 @@ export default fp(async function swagger (fastify) {
         { name: 'roles', description: 'Roles and their permissions' },
         { name: 'audit', description: 'The audit trail' },
         { name: 'invitations', description: 'Inviting people to create an account' },
+        { name: 'webhooks', description: 'Webhooks: events POSTed to your URL, signed per Standard Webhooks, and their delivery log' },
         { name: 'test', description: 'For test pipelines: served only with TEST_ENDPOINTS=true, never in production' }
       ],
       components: {
