@@ -1032,7 +1032,7 @@ export interface paths {
         head?: never;
         /**
          * Change a webhook's url, events, description or active flag
-         * @description Needs webhooks:manage. A new url is checked as at creation (400). An inactive webhook gets no new deliveries and its pending ones fail.
+         * @description Needs webhooks:manage. A merge patch, as application/json or application/merge-patch+json. A new url is checked as at creation (400). An inactive webhook gets no new deliveries and its pending ones fail.
          */
         patch: operations["updateWebhook"];
         trace?: never;
@@ -8084,6 +8084,17 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /**
+                     * Format: uri
+                     * @description http(s) URL the events are POSTed to; its host must not resolve to a loopback, private or link-local address unless WEBHOOK_ALLOW_PRIVATE=true
+                     */
+                    url?: string;
+                    events?: string[];
+                    description?: string | null;
+                    /** @default true */
+                    active?: boolean;
+                };
+                "application/merge-patch+json": {
                     /**
                      * Format: uri
                      * @description http(s) URL the events are POSTed to; its host must not resolve to a loopback, private or link-local address unless WEBHOOK_ALLOW_PRIVATE=true

@@ -58,7 +58,9 @@ const webhooksRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'updateWebhook',
       tags,
       summary: 'Change a webhook\'s url, events, description or active flag',
-      description: 'Needs webhooks:manage. A new url is checked as at creation (400). An inactive webhook gets no new deliveries and its pending ones fail.',
+      description: 'Needs webhooks:manage. A merge patch, as application/json or application/merge-patch+json. A new url is checked as at creation (400). ' +
+        'An inactive webhook gets no new deliveries and its pending ones fail.',
+      consumes: ['application/json', 'application/merge-patch+json'],
       security,
       params: IdParamsSchema,
       body: WebhookPatchSchema,
