@@ -29,6 +29,9 @@ import rateLimit from './plugins/external/rate-limit.js'
 import metrics from './plugins/app/metrics.js'
 import emailDelivery from './plugins/app/email-delivery.js'
 import jobs from './plugins/app/jobs.js'
+import eventRetention from './plugins/app/event-retention.js'
+import webhookDelivery from './plugins/app/webhook-delivery.js'
+import webhooksRoutes from './routes/webhooks.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
 import invitationsRoutes from './routes/invitations.js'
@@ -48,6 +51,7 @@ import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchem
 import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
 import { InvitationSchema } from '../schemas/invitation.js'
 import { GraphqlErrorSchema } from '../schemas/graphql.js'
+import { WebhookDeliverySchema, WebhookSchema } from '../schemas/webhook.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -62,7 +66,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema
 ]
 
 const REDACT = [
@@ -178,6 +182,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(services)
   // Before the routes: it adds its hooks to each POST as the route is added.
   await app.register(idempotency)
+  await app.register(eventRetention)
+  await app.register(webhookDelivery)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
@@ -189,6 +195,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
   await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
   await app.register(graphqlRoutes, { validatorCompiler })
+  await app.register(webhooksRoutes, { prefix: '/api/v1/webhooks' })
   if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app

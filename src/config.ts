@@ -59,7 +59,15 @@ export const EnvSchema = Type.Object({
   WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   OIDC_PROVIDERS: Type.String({ default: '' }),
   OIDC_REDIRECT_URIS: Type.String({ default: '' }),
-  PUBLIC_URL: Type.Optional(Type.String({ minLength: 1 }))
+  PUBLIC_URL: Type.Optional(Type.String({ minLength: 1 })),
+  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+  WEBHOOK_POLL_INTERVAL: Duration('1s'),
+  WEBHOOK_TIMEOUT: Duration('10s'),
+  WEBHOOK_RETRY_BASE: Duration('1m'),
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ default: 7, minimum: 1, maximum: 20 }),
+  WEBHOOK_CIRCUIT_THRESHOLD: Type.Integer({ default: 10, minimum: 1 }),
+  WEBHOOK_CIRCUIT_COOLDOWN: Duration('5m'),
+  WEBHOOK_SECRET_GRACE: Duration('24h')
 })
 type Env = Static<typeof EnvSchema>
 
@@ -140,6 +148,19 @@ export interface Config {
   oidcRedirectUris: string[]
   /** The service's own external base URL, without a trailing slash: provider callbacks are registered under it. */
   publicUrl: string
+  /** Webhooks (services/webhooks.ts). allowPrivate: URLs whose host resolves to loopback, private or link-local addresses are accepted. */
+  webhookAllowPrivate: boolean
+  /** How often due deliveries are looked for (besides the database's notification); 0: only deliverPending. */
+  webhookPollIntervalMs: number
+  webhookTimeoutMs: number
+  /** The wait after the first failed attempt; each later one is 4 times the previous, with jitter. */
+  webhookRetryBaseMs: number
+  webhookMaxAttempts: number
+  /** Failed attempts in a row that open a webhook's circuit, and for how long it stays open. */
+  webhookCircuitThreshold: number
+  webhookCircuitCooldownMs: number
+  /** How long the previous secret still signs (beside the new one) after a rotation. */
+  webhookSecretGraceMs: number
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
 }
@@ -332,6 +353,14 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     oidcProviders,
     oidcRedirectUris,
     publicUrl,
+    webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+    webhookPollIntervalMs: secondsOf('WEBHOOK_POLL_INTERVAL', env.WEBHOOK_POLL_INTERVAL) * 1000,
+    webhookTimeoutMs: secondsOf('WEBHOOK_TIMEOUT', env.WEBHOOK_TIMEOUT) * 1000,
+    webhookRetryBaseMs: secondsOf('WEBHOOK_RETRY_BASE', env.WEBHOOK_RETRY_BASE) * 1000,
+    webhookMaxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+    webhookCircuitThreshold: env.WEBHOOK_CIRCUIT_THRESHOLD,
+    webhookCircuitCooldownMs: secondsOf('WEBHOOK_CIRCUIT_COOLDOWN', env.WEBHOOK_CIRCUIT_COOLDOWN) * 1000,
+    webhookSecretGraceMs: secondsOf('WEBHOOK_SECRET_GRACE', env.WEBHOOK_SECRET_GRACE) * 1000,
     argon2MemoryKiB: 19456
   }
 }

@@ -24,6 +24,9 @@ export function testConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     LOGIN_IP_MAX_FAILURES: '1000000',
     // No background outbox worker racing the tests; test/email.test.ts drives delivery itself.
     EMAIL_POLL_INTERVAL: '0',
+    // No background webhook delivery: a webhook some other test registered (the fuzz test's, with
+    // any URL) is never attempted; test/webhooks.test.ts delivers its own webhooks' deliveries itself.
+    WEBHOOK_POLL_INTERVAL: '0',
     // No load shedding: a busy test machine must not answer 503 (test/overload.test.ts turns it on).
     MAX_EVENT_LOOP_DELAY: '0',
     ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),

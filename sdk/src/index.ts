@@ -7,6 +7,7 @@ import type { components, paths } from './schema.js'
 export { ApiError, type ErrorCode, type ErrorDetail } from './errors.js'
 export type { Tokens } from './auth.js'
 export type { RetryOptions } from './retry.js'
+export { verifyWebhook, WebhookVerificationError, type VerifyWebhookOptions } from './webhooks.js'
 export type { components, operations, paths } from './schema.js'
 
 type Schemas = components['schemas']

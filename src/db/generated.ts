@@ -43,6 +43,16 @@ export interface EmailVerificationTokens {
   userId: string;
 }
 
+export interface Events {
+  actorId: string | null;
+  createdAt: Timestamp;
+  data: Json;
+  id: string;
+  seq: Generated<Int8>;
+  type: string;
+  userId: string | null;
+}
+
 export interface IdempotencyKeys {
   body: string | null;
   claimId: Generated<string>;
@@ -242,9 +252,42 @@ export interface WebauthnChallenges {
   userId: string | null;
 }
 
+export interface WebhookDeliveries {
+  attempts: Generated<number>;
+  createdAt: Generated<Timestamp>;
+  eventId: string;
+  eventType: string;
+  id: Generated<string>;
+  jobQueued: Generated<boolean>;
+  lastAttemptAt: Timestamp | null;
+  lastError: string | null;
+  nextAttemptAt: Generated<Timestamp | null>;
+  responseStatus: number | null;
+  seq: Generated<Int8>;
+  status: Generated<string>;
+  webhookId: string;
+}
+
+export interface Webhooks {
+  active: Generated<boolean>;
+  circuitOpenUntil: Timestamp | null;
+  consecutiveFailures: Generated<number>;
+  createdAt: Generated<Timestamp>;
+  createdBy: string | null;
+  description: string | null;
+  events: string[];
+  id: Generated<string>;
+  previousSecretExpiresAt: Timestamp | null;
+  previousSecretSealed: string | null;
+  secretSealed: string;
+  updatedAt: Generated<Timestamp>;
+  url: string;
+}
+
 export interface DB {
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
+  events: Events;
   idempotencyKeys: IdempotencyKeys;
   invitationRoles: InvitationRoles;
   invitations: Invitations;
@@ -264,4 +307,6 @@ export interface DB {
   userSessions: UserSessions;
   userTotp: UserTotp;
   webauthnChallenges: WebauthnChallenges;
+  webhookDeliveries: WebhookDeliveries;
+  webhooks: Webhooks;
 }

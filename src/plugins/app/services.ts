@@ -16,6 +16,7 @@ import { createOidcClients } from '../../lib/oidc-client.js'
 import { createInvitationsService, type InvitationsService } from '../../services/invitations.js'
 import { createMfaService, type MfaService } from '../../services/mfa.js'
 import { createIdempotencyService, type IdempotencyService } from '../../services/idempotency.js'
+import { createEventsService, type EventsService } from '../../services/events.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,6 +30,7 @@ declare module 'fastify' {
     oidcService: OidcService
     invitationsService: InvitationsService
     idempotencyService: IdempotencyService
+    eventsService: EventsService
   }
 }
 
@@ -67,6 +69,7 @@ export default fp(async function services (fastify) {
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ reads: fastify.lagTolerantReads }))
   fastify.decorate('idempotencyService', await createIdempotencyService({ db, jobs: fastify.jobs }))
+  fastify.decorate('eventsService', createEventsService({ db }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }

@@ -144,6 +144,7 @@ export default fp(async function swagger (fastify) {
         { name: 'audit', description: 'The audit trail' },
         { name: 'invitations', description: 'Inviting people to create an account' },
         { name: 'graphql', description: 'GraphQL over the same services and permission checks (schema: openapi/schema.graphql)' },
+        { name: 'webhooks', description: 'Webhooks: events POSTed to your URL, signed per Standard Webhooks, and their delivery log' },
         { name: 'test', description: 'For test pipelines: served only with TEST_ENDPOINTS=true, never in production' }
       ],
       components: {

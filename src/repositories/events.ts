@@ -1,0 +1,43 @@
+import { sql } from 'kysely'
+import type { Executor } from '../db/types.js'
+
+const EVENT_COLUMNS = ['seq', 'id', 'type', 'userId', 'actorId', 'data', 'createdAt'] as const
+
+export interface EventFilter {
+  /** Only events of these types. */
+  types?: string[]
+  /** Only events about this user (its userId). */
+  userId?: string
+}
+
+/**
+ * Events after a position (seq), oldest first: a resume reads on from the last event it saw
+ * (after = null: from the oldest kept). seq orders events by insertion; see the migration for
+ * what that means for transactions committing out of order.
+ */
+export function listEventsAfter (db: Executor, afterSeq: string | number | null, limit: number, filter: EventFilter = {}) {
+  let query = db.selectFrom('events').select(EVENT_COLUMNS)
+  if (afterSeq !== null) query = query.where(sql<boolean>`seq > ${String(afterSeq)}::bigint`)
+  if (filter.types?.length) query = query.where('type', 'in', filter.types)
+  if (filter.userId) query = query.where('userId', '=', filter.userId)
+  return query.orderBy('seq', 'asc').limit(limit).execute()
+}
+
+/** The event with that id, if it is still kept. */
+export function findEvent (db: Executor, id: string) {
+  return db.selectFrom('events').select(EVENT_COLUMNS).where('id', '=', id).executeTakeFirst()
+}
+
+export type EventRow = NonNullable<Awaited<ReturnType<typeof findEvent>>>
+
+/**
+ * Deletes events older than the cutoff, at most `limit` a call; one instance at a time (the
+ * others find the lock taken and delete nothing). Resolves to how many went.
+ */
+export async function purgeEventsBefore (db: Executor, cutoff: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from events where seq in (
+      select seq from events where created_at < ${cutoff} and pg_try_advisory_xact_lock(hashtext('events.purge'))
+      order by seq limit ${limit})`.execute(db)
+  return Number(result.numAffectedRows ?? 0)
+}
