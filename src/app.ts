@@ -45,6 +45,7 @@ import { CapturedEmailSchema } from '../schemas/test.js'
 import { AuthenticationOptionsSchema, AuthenticationResponseSchema, PasskeySchema, RegistrationOptionsSchema, RegistrationResponseSchema } from '../schemas/passkeys.js'
 import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
 import { InvitationSchema } from '../schemas/invitation.js'
+import { ItemErrorSchema } from '../schemas/user-bulk.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -59,7 +60,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, ItemErrorSchema
 ]
 
 const REDACT = [

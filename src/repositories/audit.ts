@@ -68,3 +68,8 @@ export async function scrubAuditTrail (trx: Executor, userId: string) {
     where user_id = ${userId} or actor_id = ${userId}`.execute(trx)
   await sql`select set_config('app.audit_erase', 'off', true)`.execute(trx)
 }
+
+/** Many entries of one context in one statement (a bulk import). */
+export async function insertAudits (db: Executor, context: AuditContext, entries: AuditEntry[]) {
+  if (entries.length > 0) await db.insertInto('userAuditLog').values(entries.map(entry => auditRow(context, entry))).execute()
+}

@@ -217,3 +217,28 @@ export function findRolesByName (db: Executor, names: string[]) {
 function escapeLike (text: string) {
   return text.replace(/[\\%_]/g, ch => `\\${ch}`)
 }
+
+/** The live users holding any of these (lower-cased) emails, locked for the rest of the transaction. */
+export function lockLiveUsersByEmail (trx: Transaction<Database>, emails: string[]) {
+  return trx.selectFrom('users').select(['id', 'email'])
+    .where(sql<string>`lower(email)`, '=', sql<string>`any(${emails}::text[])`).where('deletedAt', 'is', null)
+    .orderBy('id').forUpdate().execute()
+}
+
+/**
+ * Many new users with their roles and profiles, one statement per table whatever their number
+ * (a bulk import); the read model's triggers fill role_names and profile as for a single insert.
+ * Returns each new user's id by email.
+ */
+export async function insertUsers (trx: Transaction<Database>, rows: Array<NewUser & { email: string, roleIds: string[], profile?: ProfileInput | null }>) {
+  if (rows.length === 0) return new Map<string, string>()
+  const inserted = await trx.insertInto('users')
+    .values(rows.map(({ roleIds, profile, ...user }) => user))
+    .returning(['id', 'email']).execute()
+  const idOf = new Map(inserted.map(row => [row.email, row.id]))
+  const roles = rows.flatMap(row => row.roleIds.map(roleId => ({ userId: idOf.get(row.email)!, roleId })))
+  if (roles.length > 0) await trx.insertInto('userRoles').values(roles).execute()
+  const profiles = rows.filter(row => row.profile).map(row => ({ userId: idOf.get(row.email)!, ...row.profile }))
+  if (profiles.length > 0) await trx.insertInto('userProfiles').values(profiles).execute()
+  return idOf
+}

@@ -24,3 +24,9 @@ export function contextOf (request: FastifyRequest): RequestContext {
 }
 
 export const can = (ctx: RequestContext, permission: string) => ctx.actor?.permissions.has(permission) ?? false
+
+/**
+ * The access rule of every route on a user: the permission, or (where the route lets a user act on
+ * itself) being that user. `authorize` applies it to a request, the batch to each operation.
+ */
+export const permits = (actor: Actor, permission: string, selfId?: string) => actor.permissions.has(permission) || (selfId !== undefined && selfId === actor.id)

@@ -5,7 +5,7 @@ import { AppError, forbidden, unauthorized } from '../../errors.js'
 import { createAccessTokenSigner } from '../../lib/access-token.js'
 import type { AccessClaims } from '../../services/auth.js'
 import { createAuthStateService } from '../../services/auth-state.js'
-import type { Actor } from '../../services/context.js'
+import { permits, type Actor } from '../../services/context.js'
 import type { Permission } from '../../../schemas/auth.js'
 import '../../lib/route-config.js'
 
@@ -89,8 +89,6 @@ export default fp(async function auth (fastify) {
     async function authorize (request: FastifyRequest, _reply: FastifyReply) {
       const actor = request.actor
       if (!actor) throw unauthorized()
-      if (actor.permissions.has(permission)) return
-      if (options.self && (request.params as { id?: string }).id === actor.id) return
-      throw forbidden()
+      if (!permits(actor, permission, options.self ? (request.params as { id?: string }).id : undefined)) throw forbidden()
     })
 }, { name: 'auth', dependencies: ['config', 'database', 'rate-limit'] })
