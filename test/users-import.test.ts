@@ -11,7 +11,7 @@ const writerRole = `importer-${randomUUID().slice(0, 8)}`
 await as(app, admin, { method: 'POST', url: '/api/v1/roles', payload: { name: writerRole, description: 'imports', permissions: ['users:write'] } })
 const writer = await createUser(app, { roles: [writerRole] })
 
-const entry = (extra: Record<string, unknown> = {}) => ({ email: uniqueEmail('import'), firstName: 'Imported', lastName: 'Person', ...extra })
+const entry = (extra: Record<string, unknown> = {}): Record<string, unknown> & { email: string } => ({ email: uniqueEmail('import'), firstName: 'Imported', lastName: 'Person', ...extra })
 const importUsers = (caller: { token: string }, users: unknown[], onConflict?: string) =>
   as(app, caller, { method: 'POST', url: '/api/v1/users/import', payload: { users, ...(onConflict ? { onConflict } : {}) } })
 const login = (email: string, password: string) => app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password } })

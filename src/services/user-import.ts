@@ -83,7 +83,7 @@ export function createUserImportService ({ db, hasher, passwordPolicy, users }: 
           status: entry.status ?? 'active',
           emailVerified: entry.emailVerified ?? false,
           createdAt: entry.createdAt === undefined ? undefined : dateOf(entry.createdAt),
-          roleIds: roles.map(name => roleIds.get(name)!),
+          roles: roles.map(name => ({ id: roleIds.get(name)!, name })),
           profile: entry.profile
         })))
         await insertAudits(trx, ctx, fresh.map(({ entry, email, roles }) => ({
