@@ -31,7 +31,7 @@ export const UserBatchOperationSchema = Type.Object({
 export type UserBatchOperation = Static<typeof UserBatchOperationSchema>
 
 export const UserBatchSchema = Type.Object({
-  atomic: Type.Boolean({ default: false, description: 'All or nothing: when any operation fails, none is applied (400 BATCH_FAILED)' }),
+  atomic: Type.Optional(Type.Boolean({ default: false, description: 'All or nothing: when any operation fails, none is applied (400 BATCH_FAILED)' })),
   operations: Type.Array(UserBatchOperationSchema, { minItems: 1, maxItems: BULK_MAX })
 }, { additionalProperties: false })
 export type UserBatch = Static<typeof UserBatchSchema>
@@ -67,12 +67,12 @@ export const IMPORT_CONFLICTS = ['fail', 'skip', 'update'] as const
 
 export const UserImportSchema = Type.Object({
   users: Type.Array(UserImportEntrySchema, { minItems: 1, maxItems: BULK_MAX }),
-  onConflict: Type.Union(IMPORT_CONFLICTS.map(c => Type.Literal(c)), {
+  onConflict: Type.Optional(Type.Union(IMPORT_CONFLICTS.map(c => Type.Literal(c)), {
     default: 'fail',
     description: 'A user whose email a live user holds: fail lists it in failed (409 EMAIL_TAKEN), skip counts it in skipped, update changes that user'
-  })
+  }))
 }, { additionalProperties: false })
-export type UserImport = Static<typeof UserImportSchema> & { onConflict: typeof IMPORT_CONFLICTS[number] }
+export type UserImport = Static<typeof UserImportSchema>
 
 const Count = Type.Integer({ format: 'int32', minimum: 0, maximum: BULK_MAX })
 

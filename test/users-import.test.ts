@@ -53,8 +53,12 @@ t.test('a plain password goes through the policy and the hasher', async t => {
 
 t.test('roles, status, profile, emailVerified and createdAt; an audit row per user', async t => {
   const full = entry({
-    passwordHash: await legacy.pbkdf2(PW), roles: ['admin', 'user'], status: 'suspended', emailVerified: true,
-    profile: { bio: 'Carried over', locale: 'en-GB' }, createdAt: '2020-01-02T03:04:05.678Z'
+    passwordHash: await legacy.pbkdf2(PW),
+    roles: ['admin', 'user'],
+    status: 'suspended',
+    emailVerified: true,
+    profile: { bio: 'Carried over', locale: 'en-GB' },
+    createdAt: '2020-01-02T03:04:05.678Z'
   })
   const plain = entry({ passwordHash: await legacy.bcrypt2y(PW) })
   const res = await importUsers(admin, [full, plain, entry({ passwordHash: await legacy.bcrypt2a(PW), roles: ['no-such-role'] })])

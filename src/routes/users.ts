@@ -10,7 +10,7 @@ import { Success } from '../../schemas/common.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { contextOf } from '../services/context.js'
 import { USER_ACCESS } from '../services/user-access.js'
-import { BULK_MAX, UserBatchResponseSchema, UserBatchSchema, UserImportResponseSchema, UserImportSchema, type UserImport } from '../../schemas/user-bulk.js'
+import { BULK_MAX, UserBatchResponseSchema, UserBatchSchema, UserImportResponseSchema, UserImportSchema } from '../../schemas/user-bulk.js'
 
 /** A PATCH body is a JSON merge patch (RFC 7396), sent as either media type. */
 const PATCH_MEDIA_TYPES = ['application/json', 'application/merge-patch+json']
@@ -111,7 +111,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       body: UserImportSchema,
       response: { 200: UserImportResponseSchema, ...errors(400, 401, 403, 409, 429) }
     }
-  }, async request => ({ success: true as const, data: await fastify.userImportService.importUsers(contextOf(request), request.body as UserImport) }))
+  }, async request => ({ success: true as const, data: await fastify.userImportService.importUsers(contextOf(request), request.body) }))
 
   fastify.get('/:id', {
     preHandler: authorize('users:read', { self: true }),

@@ -63,7 +63,7 @@ export function createUserImportService ({ db, hasher, passwordPolicy, users }: 
         const holders = new Map((await lockLiveUsersByEmail(trx, ready.map(item => item.email))).map(user => [user.email, user.id]))
         for (const { index, entry, email, passwordHash } of ready.filter(item => holders.has(item.email))) {
           if (body.onConflict === 'skip') skipped++
-          else if (body.onConflict === 'fail') fail(index, emailTaken())
+          else if (body.onConflict !== 'update') fail(index, emailTaken())
           else {
             const { firstName, lastName, profile, roles, status, emailVerified } = entry
             try {
