@@ -83,7 +83,7 @@ try {
     return performance.now() - started
   }
 
-  const roleId = (await client.query<{ id: string }>(`select id from roles where name = 'user'`)).rows[0].id
+  const roleId = (await client.query<{ id: string }>('select id from roles where name = \'user\'')).rows[0].id
   const valuesOf = (rows: unknown[][]) => ({
     text: rows.map((row, r) => `(${row.map((_, c) => `$${r * row.length + c + 1}`).join(', ')})`).join(', '),
     params: rows.flat()
