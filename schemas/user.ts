@@ -56,7 +56,7 @@ export const UserFieldsSchema = Type.Partial(Type.Omit(UserSchema, []), { $id: '
 
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
 export const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
-const Password = Type.String({ minLength: 1, maxLength: 1024, description: '8 to 128 characters with a lower-case letter, an upper-case letter and a digit; not the email' })
+export const Password = Type.String({ minLength: 1, maxLength: 1024, description: '8 to 128 characters with a lower-case letter, an upper-case letter and a digit; not the email' })
 export const RoleName = Type.String({ minLength: 1, maxLength: 50 })
 
 export const UserCreateSchema = Type.Object({

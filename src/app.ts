@@ -52,6 +52,7 @@ import { IdentitySchema, OidcProviderSchema } from '../schemas/oidc.js'
 import { InvitationSchema } from '../schemas/invitation.js'
 import { GraphqlErrorSchema } from '../schemas/graphql.js'
 import { WebhookDeliverySchema, WebhookSchema } from '../schemas/webhook.js'
+import { ItemErrorSchema } from '../schemas/user-bulk.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -66,7 +67,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema, ItemErrorSchema
 ]
 
 const REDACT = [

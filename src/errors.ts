@@ -60,3 +60,24 @@ export const idempotencyKeyReused = () =>
   new AppError(422, 'IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used with a different request (method, path or body)')
 export const idempotencyInProgress = () =>
   new AppError(409, 'IDEMPOTENCY_IN_PROGRESS', 'A request with this Idempotency-Key is still running; retry it shortly')
+
+/** A failure as the client would see it (the error handler's mapping), or undefined for a server fault. */
+export const toAppError = (err: unknown): AppError | undefined => err instanceof AppError ? err : fromDatabaseError(err)
+
+/** An atomic batch that was not applied: one detail per failing operation, `operations[<index>]`. */
+export const batchFailed = (failures: Array<{ index: number, error: AppError }>) => new AppError(400, 'BATCH_FAILED',
+  `The batch was not applied: ${failures.length} operation(s) failed`,
+  failures.map(({ index, error }) => ({
+    field: `operations[${index}]`,
+    message: [`${error.statusCode} ${error.code}: ${error.message}`, ...(error.details ?? []).map(d => d.field ? `${d.field} ${d.message}` : d.message)].join('; ').slice(0, 500)
+  })))
+
+/** A failure the client caused, as the error handler renders it; anything else (a server fault) is rethrown. */
+export function clientFailure (err: unknown): AppError {
+  const error = toAppError(err)
+  if (!error) throw err
+  return error
+}
+
+/** One failed item of a bulk request: the envelope's `error` without the request id (the whole answer's). */
+export const itemError = (error: AppError) => ({ code: error.code, message: error.message, ...(error.details?.length ? { details: error.details } : {}) })

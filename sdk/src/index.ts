@@ -37,6 +37,29 @@ export const newIdempotencyKey = (): string => globalThis.crypto.randomUUID()
 export type UserListQuery = Partial<Omit<QueryOf<'/api/v1/users'>, 'cursor' | 'page'>>
 export type AuditLogQuery = Partial<Omit<QueryOf<'/api/v1/audit-logs'>, 'cursor'>>
 
+type JsonBody<Operation> = Operation extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never
+type JsonAnswer<Operation> = Operation extends { responses: { 200: { content: { 'application/json': { data: infer D } } } } } ? D : never
+export type UserCreate = JsonBody<paths['/api/v1/users']['post']>
+export type UserPatch = JsonBody<paths['/api/v1/users/{id}']['patch']>
+/** One operation of a batch, with the body its single request takes. */
+export type BatchOperation =
+  | { op: 'create', body: UserCreate }
+  | { op: 'update', id: string, body: UserPatch }
+  | { op: 'delete', id: string }
+  | { op: 'restore', id: string }
+/** Each operation's answer, in order: the status its single request would have had, the user or the error. */
+export type BatchResult = JsonAnswer<paths['/api/v1/users/batch']['post']>['results'][number]
+export type ImportEntry = JsonBody<paths['/api/v1/users/import']['post']>['users'][number]
+export type ImportResult = JsonAnswer<paths['/api/v1/users/import']['post']>
+
+/** The most operations or users the service takes in one request. */
+export const BULK_MAX = 1000
+
+/** Consecutive slices of at most BULK_MAX items, with the index of each slice's first item. */
+function * slices<T> (items: T[]): Generator<[T[], number]> {
+  for (let start = 0; start < items.length; start += BULK_MAX) yield [items.slice(start, start + BULK_MAX), start]
+}
+
 export interface ClientOptions {
   /** The service's origin, e.g. https://users.example.com (paths start with /api/v1). */
   baseUrl: string
@@ -73,6 +96,17 @@ export type UserManagementClient = Client<paths> & {
   users (query?: UserListQuery): AsyncGenerator<Schemas['UserFields']>
   /** Every audit entry that matches, newest first, following nextCursor. */
   auditLogs (query?: AuditLogQuery): AsyncGenerator<AuditLogEntry>
+  /**
+   * POST /users/batch. Not atomic: any number of operations, sent BULK_MAX at a time, answered
+   * in order (index is the position in `operations`). Atomic: at most BULK_MAX, all or nothing;
+   * when any fails it throws the ApiError BATCH_FAILED, whose details name each failing operation.
+   */
+  batch (operations: BatchOperation[], options?: { atomic?: boolean }): Promise<BatchResult[]>
+  /**
+   * POST /users/import, BULK_MAX users per request (each request is its own transaction); the
+   * counts are summed and each failed entry's index is its position in `users`.
+   */
+  importUsers (users: ImportEntry[], options?: { onConflict?: 'fail' | 'skip' | 'update' }): Promise<ImportResult>
 }
 
 interface Page<T> { data: T[], pagination: { nextCursor: string | null } }
@@ -137,6 +171,28 @@ export function createClient (options: ClientOptions): UserManagementClient {
       return follow(async cursor => (await client.GET('/api/v1/audit-logs', {
         params: { query: { limit: PAGE, ...query, cursor } as QueryOf<'/api/v1/audit-logs'> }
       })).data)
+    },
+    async batch (operations: BatchOperation[], { atomic = false } = {}) {
+      // One request when atomic, so that the service decides all or nothing (more than BULK_MAX is its 400).
+      const parts: Array<[BatchOperation[], number]> = atomic ? [[operations, 0]] : [...slices(operations)]
+      const results: BatchResult[] = []
+      for (const [part, offset] of parts) {
+        const { data } = await client.POST('/api/v1/users/batch', { body: { atomic, operations: part } })
+        results.push(...data!.data.results.map(result => ({ ...result, index: result.index + offset })))
+      }
+      return results
+    },
+    async importUsers (users: ImportEntry[], { onConflict = 'fail' } = {}) {
+      const total: ImportResult = { created: 0, updated: 0, skipped: 0, failed: [] }
+      for (const [part, offset] of slices(users)) {
+        const { data } = await client.POST('/api/v1/users/import', { body: { users: part, onConflict } })
+        const answer = data!.data
+        total.created += answer.created
+        total.updated += answer.updated
+        total.skipped += answer.skipped
+        total.failed.push(...answer.failed.map(failure => ({ ...failure, index: failure.index + offset })))
+      }
+      return total
     }
   }
 }

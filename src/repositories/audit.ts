@@ -68,3 +68,15 @@ export async function scrubAuditTrail (trx: Executor, userId: string) {
     where user_id = ${userId} or actor_id = ${userId}`.execute(trx)
   await sql`select set_config('app.audit_erase', 'off', true)`.execute(trx)
 }
+
+/**
+ * Many entries of one context in one statement (a bulk import), as one JSON parameter: about half
+ * the time of a multi-row VALUES with seven parameters a row (bench/import.ts).
+ */
+export async function insertAudits (db: Executor, context: AuditContext, entries: AuditEntry[]) {
+  if (entries.length === 0) return
+  const json = JSON.stringify(entries.map(entry => ({ ...auditRow(context, entry), changes: entry.changes ?? null })))
+  await sql`insert into user_audit_log (action, user_id, actor_id, changes, ip, user_agent, request_id)
+    select t.action, t."userId", t."actorId", t.changes, t.ip, t."userAgent", t."requestId"
+    from jsonb_to_recordset(${json}::text::jsonb) as t(action text, "userId" uuid, "actorId" uuid, changes jsonb, ip text, "userAgent" text, "requestId" text)`.execute(db)
+}

@@ -217,3 +217,61 @@ export function findRolesByName (db: Executor, names: string[]) {
 function escapeLike (text: string) {
   return text.replace(/[\\%_]/g, ch => `\\${ch}`)
 }
+
+/** The live users holding any of these (lower-cased) emails, locked for the rest of the transaction. */
+export function lockLiveUsersByEmail (trx: Transaction<Database>, emails: string[]) {
+  return trx.selectFrom('users').select(['id', 'email'])
+    .where(sql<string>`lower(email)`, '=', sql<string>`any(${emails}::text[])`).where('deletedAt', 'is', null)
+    .orderBy('id').forUpdate().execute()
+}
+
+/** A new user of a bulk insert: the row, its role ids and names, its profile. */
+export interface BulkNewUser {
+  email: string
+  passwordHash: string
+  firstName: string
+  lastName: string
+  status: UserStatus
+  emailVerified: boolean
+  createdAt?: Date
+  roles: Array<{ id: string, name: string }>
+  profile?: ProfileInput | null
+}
+
+const PROFILE_FIELDS = ['bio', 'avatarUrl', 'phone', 'locale', 'timezone'] as const
+
+/**
+ * Many new users with their roles and profiles, one statement per table whatever their number (a
+ * bulk import); returns each one's id by email. The users come as one JSON parameter (the same on
+ * pg and the embedded database, and one short statement to plan), and their rows already carry the
+ * read model's role names and profile, so its triggers (003, 017) find them current instead of
+ * rewriting every row; they still recompute them, so a wrong value could not stick.
+ */
+export async function insertUsers (trx: Transaction<Database>, rows: BulkNewUser[]) {
+  if (rows.length === 0) return new Map<string, string>()
+  const profileOf = (profile: ProfileInput) => Object.fromEntries(PROFILE_FIELDS.map(field => [field, profile[field] ?? null]))
+  const json = JSON.stringify(rows.map(row => ({
+    email: row.email,
+    password_hash: row.passwordHash,
+    first_name: row.firstName,
+    last_name: row.lastName,
+    status: row.status,
+    email_verified: row.emailVerified,
+    created_at: row.createdAt?.toISOString() ?? null,
+    role_names: row.roles.map(role => role.name),
+    profile: row.profile ? profileOf(row.profile) : null
+  })))
+  const { rows: inserted } = await sql<{ id: string, email: string }>`
+    insert into users (email, password_hash, first_name, last_name, status, email_verified, created_at, updated_at, role_names, profile)
+    select t.email, t.password_hash, t.first_name, t.last_name, t.status, t.email_verified, coalesce(t.created_at, now()), now(),
+      array(select name from unnest(t.role_names) as name order by name), t.profile
+    from jsonb_to_recordset(${json}::text::jsonb) as t(email text, password_hash text, first_name text, last_name text, status text,
+      email_verified boolean, created_at timestamptz, role_names text[], profile jsonb)
+    returning id, email`.execute(trx)
+  const idOf = new Map(inserted.map(row => [row.email, row.id]))
+  const roles = rows.flatMap(row => row.roles.map(role => ({ userId: idOf.get(row.email)!, roleId: role.id })))
+  if (roles.length > 0) await trx.insertInto('userRoles').values(roles).execute()
+  const profiles = rows.flatMap(row => row.profile ? [{ userId: idOf.get(row.email)!, ...profileOf(row.profile) }] : [])
+  if (profiles.length > 0) await trx.insertInto('userProfiles').values(profiles).execute()
+  return idOf
+}

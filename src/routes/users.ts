@@ -9,6 +9,7 @@ import {
 import { Success } from '../../schemas/common.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { ACCESS, contextOf } from '../services/context.js'
+import { BULK_MAX, UserBatchResponseSchema, UserBatchSchema, UserImportResponseSchema, UserImportSchema } from '../../schemas/user-bulk.js'
 
 /** A PATCH body is a JSON merge patch (RFC 7396), sent as either media type. */
 const PATCH_MEDIA_TYPES = ['application/json', 'application/merge-patch+json']
@@ -17,6 +18,9 @@ const security = [{ bearerAuth: [] }]
 // An ETag is 29 characters; 1024 leaves room for a list of them.
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 1024, description: 'ETag from a GET; a stale one gives 412' })) })
 const IfNoneMatchHeaders = Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1024, description: 'ETag from an earlier GET; 304 when it is still current' })) })
+
+// A bulk request carries up to BULK_MAX users of a few KiB each (a profile's bio and avatar URL are up to 4 KiB).
+const BULK_BODY_LIMIT = 8 * 1024 * 1024
 
 /** The success answer of a write that returns the user, with the user's new ETag. */
 function withEtag (reply: FastifyReply, user: User) {
@@ -64,6 +68,47 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
     reply.code(201).header('location', `/api/v1/users/${user.id}`).header('etag', etagOf(user))
     return { success: true as const, data: user }
   })
+
+  fastify.post('/batch', {
+    bodyLimit: BULK_BODY_LIMIT,
+    schema: {
+      operationId: 'batchUsers',
+      tags: ['users'],
+      summary: `Create, update, delete and restore up to ${BULK_MAX} users in one request`,
+      description: 'Any authenticated caller: each operation is checked on its own, with the permission its single request needs ' +
+        '(create: users:write; update: the user itself or users:write, a JSON merge patch as PATCH; delete: the user itself or users:delete; ' +
+        'restore: users:delete), and its path id and body are checked against the single request\'s schemas. Not atomic (default): ' +
+        'each operation runs in order in its own transaction and 200 lists, in order, the status (and user, or error) its single request ' +
+        'would have answered. Atomic: one transaction; when any operation fails nothing is written and the answer is 400 BATCH_FAILED, ' +
+        'one detail per failing operation (field operations[<index>]). More than 1000 operations is 400 VALIDATION_ERROR.',
+      security,
+      body: UserBatchSchema,
+      response: {
+        200: UserBatchResponseSchema,
+        ...errors(400, 401, 429),
+        400: { ...errors(400)[400], description: 'Invalid input (VALIDATION_ERROR), or an atomic batch that was not applied (BATCH_FAILED)' }
+      }
+    }
+  }, async request => ({ success: true as const, data: { results: await fastify.usersBatchService.run(contextOf(request), request.body) } }))
+
+  fastify.post('/import', {
+    bodyLimit: BULK_BODY_LIMIT,
+    preHandler: authorize('users:write'),
+    schema: {
+      operationId: 'importUsers',
+      tags: ['users'],
+      summary: `Import up to ${BULK_MAX} users from another system, keeping their password hashes`,
+      description: 'Needs users:write, and roles:manage when any entry gives roles or status (403 otherwise). Each entry gives a password ' +
+        '(checked by the password policy and hashed) or a passwordHash (bcrypt, scrypt or argon2 PHC, pbkdf2_sha256; kept as it is and ' +
+        'replaced by an argon2id hash at the first login). One transaction per call. An email a live user holds is, by onConflict, ' +
+        'listed in failed (fail, 409 EMAIL_TAKEN), counted in skipped (skip) or written over that user as a merge patch (update; a new ' +
+        'password ends its logins). Entries that cannot be imported are listed in failed with their index; the others are imported. ' +
+        'Each new user gets a user.created audit row; no verification email is sent (emailVerified says whether it is verified).',
+      security,
+      body: UserImportSchema,
+      response: { 200: UserImportResponseSchema, ...errors(400, 401, 403, 409, 429) }
+    }
+  }, async request => ({ success: true as const, data: await fastify.userImportService.importUsers(contextOf(request), request.body) }))
 
   fastify.get('/:id', {
     preHandler: authorize(ACCESS.getUser),

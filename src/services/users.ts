@@ -89,6 +89,29 @@ export interface NewAccount {
 
 interface AccountOptions { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> }
 
+/**
+ * A write whose checks and slow preparation (password hashing) are done, waiting for a transaction:
+ * a single request runs it in its own, an atomic batch runs them all in one.
+ */
+export type Write<T> = (trx: Transaction<Database>) => Promise<T>
+
+/** The user.created audit row's changes: a single create, a registration, an invitation and an import alike. */
+export function createdChanges (user: Pick<User, 'email' | 'firstName' | 'lastName' | 'status' | 'roles'>, note?: Record<string, unknown>) {
+  return { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles, ...note }
+}
+
+/** What an import may change on a user that already holds the email (onConflict: update). */
+export interface ImportedChange {
+  firstName: string
+  lastName: string
+  profile?: ProfileInput | null
+  roles?: string[]
+  status?: UserStatus
+  emailVerified?: boolean
+  /** Already hashed (or a legacy hash kept as it is). */
+  passwordHash?: string
+}
+
 export function createUsersService ({ db, compiled, reads, hasher, emails, passwordPolicy = createPasswordPolicy() }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, compiled, id, includeDeleted)
@@ -122,19 +145,21 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
     return before
   }
 
-  /** Applies a change to a user inside one transaction: lock, check the ETag, write, audit. */
-  async function change (ctx: RequestContext, id: string, ifMatch: string | undefined,
-    apply: (trx: Transaction<Database>, before: User) => Promise<void>, action = 'user.updated') {
-    const after = await db.transaction().execute(async trx => {
-      const before = await lockForChange(trx, id, ifMatch)
-      await apply(trx, before)
-      const after = await load(trx, id)
-      const changes = changesBetween(before, after, AUDITED_FIELDS)
-      await insertAudit(trx, ctx, { action, userId: id, changes })
-      if (changes.roles) await insertAudit(trx, ctx, { action: 'user.roles_changed', userId: id, changes: { roles: changes.roles } })
-      return after
-    })
+  /** Applies a change to a user in the caller's transaction: lock, check the ETag, write, audit. */
+  async function changeIn (trx: Transaction<Database>, ctx: RequestContext, id: string, ifMatch: string | undefined,
+    apply: (trx: Transaction<Database>, before: User) => Promise<void>) {
+    const before = await lockForChange(trx, id, ifMatch)
+    await apply(trx, before)
+    const after = await load(trx, id)
+    const changes = changesBetween(before, after, AUDITED_FIELDS)
+    await insertAudit(trx, ctx, { action: 'user.updated', userId: id, changes })
+    if (changes.roles) await insertAudit(trx, ctx, { action: 'user.roles_changed', userId: id, changes: { roles: changes.roles } })
     return after
+  }
+
+  /** changeIn, in a transaction of its own. */
+  function change (ctx: RequestContext, id: string, ifMatch: string | undefined, apply: (trx: Transaction<Database>, before: User) => Promise<void>) {
+    return db.transaction().execute(trx => changeIn(trx, ctx, id, ifMatch, apply))
   }
 
   async function writeFields (trx: Transaction<Database>, before: User, body: UserPatch, replaceProfile: boolean) {
@@ -174,27 +199,71 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
     if (account.profile) await users.saveProfile(trx, id, account.profile, true)
     if (!account.emailVerified) await queueEmailVerification(trx, emails, id, account.email)
     const user = await load(trx, id)
-    await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, {
-      action: 'user.created',
-      userId: id,
-      changes: { email: user.email, firstName: user.firstName, lastName: user.lastName, status: user.status, roles: user.roles, ...options.auditNote }
-    })
+    await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, { action: 'user.created', userId: id, changes: createdChanges(user, options.auditNote) })
     return user
   }
 
   /**
-   * Creates an account with its roles, profile and a queued verification email, in one transaction.
-   * Callers decide who may set roles and status (create checks roles:manage; register sets them itself).
+   * Checks a new account's password and hashes it (outside any transaction: hashing is slow); the
+   * write inserts it with insertAccount. Callers decide who may set roles and status (create checks
+   * roles:manage; register sets them itself).
    */
-  async function createAccount (ctx: RequestContext, body: UserCreate, options: AccountOptions = {}): Promise<User> {
+  async function prepareAccount (ctx: RequestContext, body: UserCreate, options: AccountOptions = {}): Promise<Write<User>> {
     const email = body.email.toLowerCase()
     await passwordPolicy(body.password, email)
     const passwordHash = await hasher.hash(body.password)
     // A taken email fails on the unique index (EMAIL_TAKEN), also when two requests race.
-    return db.transaction().execute(async trx => insertAccount(trx, ctx, {
+    return trx => insertAccount(trx, ctx, {
       email, passwordHash, firstName: body.firstName, lastName: body.lastName, status: body.status ?? 'active', profile: body.profile, roles: body.roles ?? ['user']
-    }, options))
+    }, options)
   }
+
+  /** Creates an account with its roles, profile and a queued verification email, in one transaction. */
+  async function createAccount (ctx: RequestContext, body: UserCreate, options: AccountOptions = {}): Promise<User> {
+    return db.transaction().execute(await prepareAccount(ctx, body, options))
+  }
+
+  /**
+   * The writes of the single requests on a user, checked and prepared but not yet run: the routes
+   * run each in its own transaction (the methods below), the batch also runs them all in one.
+   */
+  const writes = {
+    async create (ctx: RequestContext, body: UserCreate): Promise<Write<User>> {
+      assertMayManage(ctx, body)
+      return prepareAccount(ctx, body)
+    },
+
+    async patch (ctx: RequestContext, id: string, body: UserPatch, ifMatch?: string): Promise<Write<User>> {
+      assertMayManage(ctx, body)
+      return trx => changeIn(trx, ctx, id, ifMatch, (trx, before) => writeFields(trx, before, body, false))
+    },
+
+    async remove (ctx: RequestContext, id: string, ifMatch?: string): Promise<Write<void>> {
+      return async trx => {
+        await lockForChange(trx, id, ifMatch)
+        await lockAdministrators(trx)
+        const now = new Date()
+        await users.updateUser(trx, id, { deletedAt: now })
+        await revokeSessions(trx, id)
+        await assertAdministratorRemains(trx)
+        await insertAudit(trx, ctx, { action: 'user.deleted', userId: id, changes: { deletedAt: { from: null, to: now.toISOString() } } })
+      }
+    },
+
+    async restore (ctx: RequestContext, id: string): Promise<Write<User>> {
+      return async trx => {
+        const locked = await users.lockUser(trx, id)
+        if (!locked) throw notFound('User')
+        if (locked.deletedAt === null) return load(trx, id)
+        await users.updateUser(trx, id, { deletedAt: null })
+        await insertAudit(trx, ctx, { action: 'user.restored', userId: id, changes: { deletedAt: { from: locked.deletedAt.toISOString(), to: null } } })
+        return load(trx, id)
+      }
+    }
+  }
+
+  /** A prepared write in a transaction of its own. */
+  const run = async <T>(write: Promise<Write<T>>): Promise<T> => db.transaction().execute(await write)
 
   return {
     /** On the replica when there is one (callerId: whose own writes it must show). */
@@ -250,24 +319,38 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       return { user, etag: etagOf(user) }
     },
 
-    async create (ctx: RequestContext, body: UserCreate): Promise<User> {
-      assertMayManage(ctx, body)
-      return createAccount(ctx, body)
-    },
+    create: (ctx: RequestContext, body: UserCreate): Promise<User> => run(writes.create(ctx, body)),
 
+    writes,
     createAccount,
     insertAccount,
     resolveRoles,
+    assertKnownRoles,
+    assertMayManage,
+
+    /**
+     * An import's change of a user that already holds the email, in the import's transaction: the
+     * fields as PATCH writes them (locks, audit rows, the administrator check), plus the flags and
+     * password hash only an import sets. A new password ends the user's logins, as a reset does.
+     */
+    updateImported (trx: Transaction<Database>, ctx: RequestContext, id: string, change: ImportedChange) {
+      const { passwordHash, emailVerified, ...fields } = change
+      return changeIn(trx, ctx, id, undefined, async (trx, before) => {
+        await writeFields(trx, before, fields, false)
+        if (emailVerified !== undefined) await users.updateUser(trx, id, { emailVerified })
+        if (passwordHash !== undefined) {
+          await users.updateUser(trx, id, { passwordHash })
+          await revokeSessions(trx, id)
+        }
+      })
+    },
 
     replace (ctx: RequestContext, id: string, body: UserReplace, ifMatch?: string) {
       assertMayManage(ctx, body)
       return change(ctx, id, ifMatch, (trx, before) => writeFields(trx, before, body, true))
     },
 
-    patch (ctx: RequestContext, id: string, body: UserPatch, ifMatch?: string) {
-      assertMayManage(ctx, body)
-      return change(ctx, id, ifMatch, (trx, before) => writeFields(trx, before, body, false))
-    },
+    patch: (ctx: RequestContext, id: string, body: UserPatch, ifMatch?: string) => run(writes.patch(ctx, id, body, ifMatch)),
 
     async setRoles (ctx: RequestContext, id: string, roles: string[]) {
       return change(ctx, id, undefined, (trx, before) => writeFields(trx, before, { roles }, false))
@@ -283,17 +366,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       return user.profile as Profile
     },
 
-    async remove (ctx: RequestContext, id: string, ifMatch?: string) {
-      await db.transaction().execute(async trx => {
-        await lockForChange(trx, id, ifMatch)
-        await lockAdministrators(trx)
-        const now = new Date()
-        await users.updateUser(trx, id, { deletedAt: now })
-        await revokeSessions(trx, id)
-        await assertAdministratorRemains(trx)
-        await insertAudit(trx, ctx, { action: 'user.deleted', userId: id, changes: { deletedAt: { from: null, to: now.toISOString() } } })
-      })
-    },
+    remove: (ctx: RequestContext, id: string, ifMatch?: string) => run(writes.remove(ctx, id, ifMatch)),
 
     /** On the replica when there is one, as list. */
     async exportData (id: string, callerId: string | null = null) {
@@ -343,16 +416,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       })
     },
 
-    restore (ctx: RequestContext, id: string): Promise<User> {
-      return db.transaction().execute(async trx => {
-        const locked = await users.lockUser(trx, id)
-        if (!locked) throw notFound('User')
-        if (locked.deletedAt === null) return load(trx, id)
-        await users.updateUser(trx, id, { deletedAt: null })
-        await insertAudit(trx, ctx, { action: 'user.restored', userId: id, changes: { deletedAt: { from: locked.deletedAt.toISOString(), to: null } } })
-        return load(trx, id)
-      })
-    }
+    restore: (ctx: RequestContext, id: string): Promise<User> => run(writes.restore(ctx, id))
   }
 }
 

@@ -5,6 +5,7 @@ import { STATUS_CODES as HTTP_STATUS, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { AppError, fromDatabaseError, uriTooLong, validationError, type ErrorDetail } from '../../errors.js'
+import { INVALID_REQUEST, validationDetails } from '../../lib/validation.js'
 
 const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'PAYLOAD_TOO_LARGE'],
@@ -74,18 +75,6 @@ export function answerClientError (this: { log: { debug: (o: object, m: string) 
   socket.destroy(err)
 }
 
-/** One detail per failed schema check (Ajv's errors, as Fastify's validation reports them). */
-export function validationDetails (validation: NonNullable<FastifyError['validation']>, context = 'request'): ErrorDetail[] {
-  return validation.map(v => {
-    const params = v.params as Record<string, unknown>
-    const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.')
-    const field = params.missingProperty ?? params.additionalProperty
-    const name = [path, field].filter(Boolean).join('.')
-    const message = params.additionalProperty ? 'is not allowed' : (v.message ?? 'is invalid')
-    return name ? { field: name, message } : { message: `${context} ${message}` }
-  })
-}
-
 export function sendError (reply: FastifyReply, statusCode: number, code: string, message: string, details?: ErrorDetail[]) {
   return reply.code(statusCode).type('application/json; charset=utf-8').send({
     success: false,
@@ -113,7 +102,7 @@ export default fp(async function errorHandler (fastify) {
       return sendError(reply, err.statusCode, err.code, err.message, err.details)
     }
     if (err.validation) {
-      return sendError(reply, 400, 'VALIDATION_ERROR', 'The request is invalid', validationDetails(err.validation, err.validationContext))
+      return sendError(reply, 400, 'VALIDATION_ERROR', INVALID_REQUEST, validationDetails(err.validation, err.validationContext))
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined
     if (mapped) return sendError(reply, mapped[0], mapped[1], err.message)

@@ -17,11 +17,18 @@ import { createInvitationsService, type InvitationsService } from '../../service
 import { createMfaService, type MfaService } from '../../services/mfa.js'
 import { createIdempotencyService, type IdempotencyService } from '../../services/idempotency.js'
 import { createEventsService, type EventsService } from '../../services/events.js'
+import { createUsersBatchService, type UsersBatchService } from '../../services/users-batch.js'
+import { createUserImportService, type UserImportService } from '../../services/user-import.js'
+import { bodyCheck } from '../../lib/validation.js'
+import { IdParamsSchema } from '../../../schemas/common.js'
+import { UserCreateSchema, UserPatchSchema } from '../../../schemas/user.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     hasher: PasswordHasher
     usersService: UsersService
+    usersBatchService: UsersBatchService
+    userImportService: UserImportService
     authService: AuthService
     mfaService: MfaService
     rolesService: RolesService
@@ -44,6 +51,12 @@ export default fp(async function services (fastify) {
     : undefined)
   const usersService = createUsersService({ db, compiled, reads: fastify.lagTolerantReads, config, hasher, emails: fastify.emailOutbox, passwordPolicy })
   fastify.decorate('usersService', usersService)
+  // Each operation of a batch is checked by the schemas of its single request, with the routes' own compiler.
+  const check = (schema: Parameters<typeof bodyCheck>[1]) => bodyCheck(fastify.validatorCompiler as Parameters<typeof bodyCheck>[0], schema)
+  fastify.decorate('usersBatchService', createUsersBatchService({
+    db, users: usersService, checks: { create: check(UserCreateSchema), patch: check(UserPatchSchema), id: check(IdParamsSchema) }
+  }))
+  fastify.decorate('userImportService', createUserImportService({ db, hasher, passwordPolicy, users: usersService }))
   const loginGuard = createLoginThrottle(createResilientAttemptStore(fastify.redis, fastify.log), config)
   // Shared through Redis, so a replay within REFRESH_REUSE_GRACE is forgiven on whichever instance it reaches.
   const refreshGraceCache = createResilientTtlCache<TokenPair>(fastify.redis, 'refresh-grace:', fastify.log)
