@@ -9,13 +9,14 @@ import { changesBetween } from '../lib/changes.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
 import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '../lib/password.js'
+import { parseSearch } from '../lib/search-query.js'
 import { dateOf } from '../lib/timestamp.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
 import { findMfaState } from '../repositories/mfa.js'
 import { lockAdministrators } from '../repositories/administrators.js'
 import * as users from '../repositories/users.js'
-import type { Executor, UserListFilter, UserSortKey, UserWithRelationsRow } from '../repositories/users.js'
+import type { Executor, UserListFilter, UserWithRelationsRow } from '../repositories/users.js'
 import {
   USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate, type UserStatus,
   type UserListQuery, type UserPatch, type UserReplace, type UserField
@@ -200,15 +201,20 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
     /** On the replica when there is one (callerId: whose own writes it must show). */
     async list (query: UserListQuery, callerId: string | null = null) {
       const fields = parseFields(query.fields)
-      const descending = query.sort.startsWith('-')
-      const sort = query.sort.replace('-', '') as UserSortKey
+      const descending = query.sort.startsWith('-') || query.sort === 'relevance'
+      const sort = query.sort.replace('-', '') as UserListFilter['sort']
+      if (query.q === undefined && sort === 'relevance') throw validationError('sort=relevance needs q', [{ field: 'sort', message: 'relevance needs q' }])
+      if (query.q === undefined && query.fuzzy) throw validationError('fuzzy needs q', [{ field: 'fuzzy', message: 'needs q' }])
+      const terms = query.q === undefined ? undefined : parseSearch(query.q, { fuzzy: query.fuzzy })
       const fingerprint = listFingerprint([query.sort, query.q, query.role, query.status, query.emailVerified,
-        query.createdAfter, query.createdBefore, query.includeDeleted])
+        query.createdAfter, query.createdBefore, query.includeDeleted, ...(query.fuzzy ? ['fuzzy'] : [])])
       let after: UserListFilter['after']
       if (query.cursor) {
         const position = decodeCursor(query.cursor, fingerprint)
         const value = sort === 'createdAt' ? new Date(position.value) : position.value
-        if (value instanceof Date && Number.isNaN(value.getTime())) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
+        // A relevance cursor carries the last row's score (a decimal, see listUsers).
+        const malformed = value instanceof Date ? Number.isNaN(value.getTime()) : sort === 'relevance' && !/^\d{1,3}(\.\d{1,6})?$/.test(value)
+        if (malformed) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
         after = { value, id: position.id }
       }
       const { rows, total } = await reads.run(callerId, (db, compiled) => users.listUsers(db, compiled, {
@@ -220,7 +226,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
         createdAfter: query.createdAfter === undefined ? undefined : dateOf(query.createdAfter),
         createdBefore: query.createdBefore === undefined ? undefined : dateOf(query.createdBefore),
         role: query.role,
-        q: query.q,
+        terms,
         after,
         // One more than asked: whether it comes back tells if there is a next page.
         limit: query.limit + 1,
@@ -229,10 +235,10 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       }))
 
       const hasNext = rows.length > query.limit
-      const visible = rows.slice(0, query.limit).map(toUser)
+      const visible = rows.slice(0, query.limit)
       const last = visible[visible.length - 1]
       const nextCursor = hasNext && last
-        ? encodeCursor(fingerprint, { value: last[sort], id: last.id })
+        ? encodeCursor(fingerprint, { value: sort === 'relevance' ? String(last.relevance) : toUser(last)[sort], id: last.id })
         : null
       const pagination: Pagination = {
         page: after ? null : query.page,
@@ -242,7 +248,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
         hasNext,
         nextCursor
       }
-      return { data: visible.map(u => pick(u, fields)), pagination }
+      return { data: visible.map(row => pick(toUser(row), fields)), pagination }
     },
 
     async get (id: string) {

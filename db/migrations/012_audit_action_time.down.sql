@@ -1,0 +1,1 @@
+DROP INDEX user_audit_log_action_created_at_idx;
