@@ -49,7 +49,7 @@ const jon = await create('Jon', 'Anderson', 'anderson')
 const alice = await create('Alice', 'Johnson', 'alice', { roles: ['admin'] })
 
 type Query = Record<string, string | number | boolean>
-const list = (query: Query) => as(app, admin, { method: 'GET', url: `/api/v1/users?${new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]))}` })
+const list = (query: Query) => as(app, admin, { method: 'GET', url: `/api/v1/users?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]))}` })
 
 /** Searches within this file's users only: every q gets the term email:<tag> (which also exercises AND). */
 async function search (t: Test, q: string, query: Query = {}): Promise<ListBody> {
