@@ -5,8 +5,7 @@
 import { CamelCasePlugin, Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { createBenchDatabase } from './lib/database.js'
-import { CompiledQueries } from '../src/db/compiled-queries.js'
-import type { LagTolerantReads } from '../src/db/read-routing.js'
+import type { DB } from '../src/db/connect.js'
 import { createAnalyticsService } from '../src/services/analytics.js'
 import type { AnalyticsInterval } from '../schemas/analytics.js'
 
@@ -40,31 +39,32 @@ try {
   await sql`vacuum (analyze) user_audit_log`.execute(db)
   console.log(`seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 
-  const compiled = new CompiledQueries()
-  const reads = { run: (_callerId: string | null, read: (d: typeof db, c: CompiledQueries) => Promise<unknown>) => read(db, compiled) } as unknown as LagTolerantReads
-  const analytics = createAnalyticsService({ reads })
+  const analytics = createAnalyticsService({ db: db as unknown as DB })
   const to = new Date()
   const from = new Date(to.getTime() - 365 * 86_400_000)
   for (const interval of ['day', 'week', 'month'] as AnalyticsInterval[]) {
     const times: number[] = []
     let buckets = 0
     let logins = 0
-    for (let i = 0; i < runs; i++) {
+    // The first summary counts every bucket from the audit trail and stores the closed ones; the
+    // later ones read those and count only the partial first and the current bucket.
+    for (let i = 0; i <= runs; i++) {
       const t0 = performance.now()
       const summary = await analytics.summary({ from: from.toISOString(), to: to.toISOString(), interval })
       times.push(performance.now() - t0)
       buckets = summary.series.length
       logins = summary.series.reduce((n, b) => n + b.logins, 0)
     }
-    console.log(`summary by ${interval} over 365 days: median ${median(times).toFixed(1)} ms (min ${Math.min(...times).toFixed(1)}, max ${Math.max(...times).toFixed(1)}; ${runs} runs), ${buckets} buckets, ${logins.toLocaleString('en')} logins`)
+    const [first, ...later] = times
+    console.log(`summary by ${interval} over 365 days: first ${first.toFixed(0)} ms, then median ${median(later).toFixed(1)} ms (min ${Math.min(...later).toFixed(1)}, max ${Math.max(...later).toFixed(1)}; ${runs} runs), ${buckets} buckets, ${logins.toLocaleString('en')} logins`)
   }
   const { rows } = await sql<{ queryPlan: string }>`explain (analyze, buffers)
     select date_trunc('day', created_at at time zone 'UTC') at time zone 'UTC' as start, action, count(*)::int, count(distinct user_id)::int
     from user_audit_log where action = any(${['user.created', 'auth.login', 'auth.login_failed', 'auth.mfa_failed', 'auth.lockout']}::text[])
       and created_at >= ${from} and created_at < ${to} group by 1, 2`.execute(db)
-  console.log(rows.map(r => r.queryPlan).join('\n'))
+  console.log(rows.map(r => Object.values(r)[0]).join('\n'))
   const totals = await sql<{ queryPlan: string }>`explain analyze select count(*) filter (where deleted_at is null) from users where erased_at is null`.execute(db)
-  console.log(totals.rows.map(r => r.queryPlan).join('\n'))
+  console.log(totals.rows.map(r => Object.values(r)[0]).join('\n'))
 } finally {
   await db.destroy()
   await bench.drop()

@@ -950,7 +950,7 @@ export interface paths {
         };
         /**
          * User totals and sign-up and login figures per day, week or month
-         * @description Needs analytics:read. totals are the users table now; series has one bucket per interval overlapping [from, to) (UTC), computed from the audit trail. from after to, or a range longer than 366 days, is 400. It may be read from a replica, a moment behind.
+         * @description Needs analytics:read. totals are the users table now; series has one bucket per interval overlapping [from, to) (UTC), computed from the audit trail (a bucket wholly in the range is computed once, 10 minutes after it ends, then stored). from after to, or a range longer than 366 days, is 400.
          */
         get: operations["getAnalyticsSummary"];
         put?: never;

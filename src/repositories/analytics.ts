@@ -29,3 +29,19 @@ export async function auditCountsByBucket (db: Executor, range: { from: Date, to
     group by 1, 2`.execute(db)
   return rows
 }
+
+export interface StoredBucket { start: Date, signups: number, logins: number, activeUsers: number, failedLogins: number, lockouts: number }
+
+/** The stored figures of these closed buckets (those computed before). */
+export function findStoredBuckets (db: Executor, period: AnalyticsInterval, starts: Date[]): Promise<StoredBucket[]> {
+  if (starts.length === 0) return Promise.resolve([])
+  return db.selectFrom('analyticsBuckets').select(['start', 'signups', 'logins', 'activeUsers', 'failedLogins', 'lockouts'])
+    .where('period', '=', period).where('start', '=', sql<Date>`any(${starts}::timestamptz[])`).execute()
+}
+
+/** Keeps closed buckets' figures; one computed meanwhile by another request stays as it is (the same figures). */
+export async function storeBuckets (db: Executor, period: AnalyticsInterval, buckets: StoredBucket[]) {
+  if (buckets.length === 0) return
+  await db.insertInto('analyticsBuckets').values(buckets.map(bucket => ({ period, ...bucket })))
+    .onConflict(oc => oc.columns(['period', 'start']).doNothing()).execute()
+}

@@ -66,7 +66,7 @@ export default fp(async function services (fastify) {
   fastify.decorate('oidcService', createOidcService({ db, config, clients: oidcClients, authService, emails: fastify.emailOutbox }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ reads: fastify.lagTolerantReads }))
-  fastify.decorate('analyticsService', createAnalyticsService({ reads: fastify.lagTolerantReads }))
+  fastify.decorate('analyticsService', createAnalyticsService({ db }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }
