@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Success, Timestamp, Nullable, UserAgentSchema, Uuid } from './common.js'
 import { ProfileSchema, UserSchema, UserStatusSchema } from './user.js'
 
-export const PERMISSIONS = ['users:read', 'users:write', 'users:delete', 'roles:manage', 'audit:read', 'webhooks:manage'] as const
+export const PERMISSIONS = ['users:read', 'users:write', 'users:delete', 'roles:manage', 'audit:read', 'webhooks:manage', 'analytics:read'] as const
 export type Permission = typeof PERMISSIONS[number]
 export const PermissionSchema = Type.Union(PERMISSIONS.map(p => Type.Literal(p)), { $id: 'Permission' })
 

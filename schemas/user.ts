@@ -94,15 +94,29 @@ export const UserRolesSchema = Type.Object({
   roles: Type.Array(RoleName, { maxItems: 20, uniqueItems: true })
 }, { additionalProperties: false })
 
-export const USER_SORTS = ['createdAt', '-createdAt', 'email', '-email', 'lastName', '-lastName'] as const
+export const USER_SORTS = ['createdAt', '-createdAt', 'email', '-email', 'lastName', '-lastName', 'relevance'] as const
 export type UserSort = typeof USER_SORTS[number]
 
 export const UserListQuerySchema = Type.Object({
   page: Type.Integer({ format: 'int32', minimum: 1, maximum: 1_000_000, default: 1, description: 'Page number, from 1 (page mode; ignored with cursor)' }),
   limit: Type.Integer({ format: 'int32', minimum: 1, maximum: 100, default: 20, description: 'Users per page' }),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Opaque keyset cursor (nextCursor of a previous page)' })),
-  sort: Type.Union(USER_SORTS.map(s => Type.Literal(s)), { default: 'createdAt', description: 'Order: a field, descending with a leading -' }),
-  q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Search in email, first and last name' })),
+  sort: Type.Union(USER_SORTS.map(s => Type.Literal(s)), {
+    default: 'createdAt',
+    description: 'Order: a field, descending with a leading -; or relevance (only with q: how well a user matches, best first, ties by id; ' +
+      'keyset paging works with it too, the cursor carrying the last score). relevance without q is 400.'
+  }),
+  q: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 100,
+    description: 'Search; every term must match (case-insensitive substring): plain words and "quoted phrases" (in email, first and last name), ' +
+      'email:<text>, name:<text> (first or last name) and phone:<text>, whose text may be quoted (name:"Mary Ann"). At most 8 terms.'
+  })),
+  fuzzy: Type.Boolean({
+    default: false,
+    description: 'With q: plain words also match with typos (trigram word similarity of at least 0.3, or a swap of two neighbouring letters: jhon finds John). ' +
+      'Without q it is 400.'
+  }),
   role: Type.Optional(Type.String({ minLength: 1, maxLength: 50, description: 'Only users holding this role' })),
   status: Type.Optional(Type.Union(USER_STATUSES.map(s => Type.Literal(s)), { description: 'Only users with this status' })),
   emailVerified: Type.Optional(Type.Boolean({ description: 'Only users whose email is (true) or is not (false) verified' })),

@@ -34,6 +34,7 @@ import webhookDelivery from './plugins/app/webhook-delivery.js'
 import webhooksRoutes from './routes/webhooks.js'
 import rolesRoutes from './routes/roles.js'
 import auditRoutes from './routes/audit.js'
+import analyticsRoutes from './routes/analytics.js'
 import invitationsRoutes from './routes/invitations.js'
 import metricsRoutes from './routes/metrics.js'
 import testRoutes from './routes/test.js'
@@ -41,6 +42,7 @@ import passkeyRoutes from './routes/passkeys.js'
 import graphqlRoutes from './routes/graphql/index.js'
 import { RoleSchema } from '../schemas/role.js'
 import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
+import { AnalyticsBucketSchema, AnalyticsSummarySchema, AnalyticsTotalsSchema } from '../schemas/analytics.js'
 import { ErrorDetailSchema, ErrorSchema } from '../schemas/common.js'
 import { ProfileSchema, UserSchema, UserStatusSchema, UserFieldsSchema, PaginationSchema, UserExportSchema } from '../schemas/user.js'
 import { MeSchema, PermissionSchema, SessionSchema, TokenPairSchema } from '../schemas/auth.js'
@@ -65,7 +67,7 @@ declare module 'fastify' {
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorDetailSchema, ErrorSchema, UserStatusSchema, ProfileSchema, UserSchema, UserFieldsSchema, PaginationSchema,
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
-  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
+  RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, AnalyticsTotalsSchema, AnalyticsBucketSchema, AnalyticsSummarySchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
   OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema, ItemErrorSchema
 ]
@@ -194,6 +196,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(usersRoutes, { prefix: '/api/v1/users' })
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
+  await app.register(analyticsRoutes, { prefix: '/api/v1/analytics' })
   await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
   await app.register(graphqlRoutes, { validatorCompiler })
   await app.register(webhooksRoutes, { prefix: '/api/v1/webhooks' })

@@ -25,7 +25,7 @@ t.test('create, read, list, replace and delete a role', async t => {
   t.equal(list.statusCode, 200)
   const roles = list.json().data as Array<{ name: string, builtIn: boolean, permissions: string[] }>
   t.same(roles.find(r => r.name === name), role)
-  t.match(roles.find(r => r.name === 'admin'), { builtIn: true, permissions: ['audit:read', 'roles:manage', 'users:delete', 'users:read', 'users:write'] })
+  t.match(roles.find(r => r.name === 'admin'), { builtIn: true, permissions: ['analytics:read', 'audit:read', 'roles:manage', 'users:delete', 'users:read', 'users:write', 'webhooks:manage'] })
   t.match(roles.find(r => r.name === 'user'), { builtIn: true, permissions: [] })
 
   const renamed = roleName('helpdesk')

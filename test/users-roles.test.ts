@@ -17,7 +17,7 @@ t.test('PUT /:id/roles replaces the roles', async t => {
   t.same(res.json().data.roles, ['admin', 'user'])
   t.equal(res.json().data.id, user.id)
   const me = await as(app, user, { method: 'GET', url: '/api/v1/auth/me' })
-  t.same(me.json().data.permissions, ['audit:read', 'roles:manage', 'users:delete', 'users:read', 'users:write'], 'the new permissions apply at once')
+  t.same(me.json().data.permissions, ['analytics:read', 'audit:read', 'roles:manage', 'users:delete', 'users:read', 'users:write', 'webhooks:manage'], 'the new permissions apply at once')
   t.equal((await as(app, user, { method: 'GET', url: '/api/v1/users?limit=1' })).statusCode, 200, 'the promoted user may list')
 
   res = await setRoles(admin, user.id, ['user'])

@@ -57,6 +57,16 @@ async function refreshTokens (target: Target, state: BenchState, count: number):
   return tokens
 }
 
+/** The search scenario's queries for seeded user n: a plain word, each field, a phrase, a fuzzy typo (a swap), by relevance. */
+const SEARCHES: Array<(n: number) => string> = [
+  n => `q=Last${n}`,
+  n => `q=${encodeURIComponent(`name:First${n}`)}`,
+  n => `q=${encodeURIComponent(`email:bench-${n}@`)}`,
+  n => `q=${encodeURIComponent(`"First${n} Last${n}"`)}`,
+  n => `q=Lsat${n}&fuzzy=true`,
+  n => `q=${encodeURIComponent(`first${n} last${n}`)}&sort=relevance`
+]
+
 let created = 0
 let patched = 0
 
@@ -191,6 +201,27 @@ export const scenarios: Record<string, Scenario> = {
       }
     }
   },
+  // Advanced search (CONTRACT.md) in page mode with its exact total, as list_users_page: each request
+  // one of the term kinds for a random seeded user among the last nine tenths (their numbers are not
+  // a prefix of others', so a term matches about one user, as a search for a person does).
+  search: {
+    name: 'search',
+    connections: 20,
+    // Only the service implements search (the others would ignore q and answer a plain page).
+    skip: ['lean', 'peer', 'floor'],
+    async prepare (target, state) {
+      const auth = { authorization: `Bearer ${target.adminToken}` }
+      return {
+        requests: [{
+          setupRequest: req => {
+            const seeded = state.seeded()
+            const n = Math.floor(seeded / 10) + 1 + Math.floor(Math.random() * (seeded - Math.floor(seeded / 10)))
+            return { ...req, method: 'GET', path: `/api/v1/users?limit=20&${pick(SEARCHES)(n)}`, headers: { ...auth }, body: undefined }
+          }
+        }]
+      }
+    }
+  },
   // The lockout must count failures only: concurrent correct logins of one account all succeed
   // (CONTRACT.md, "Logins that load testers and many devices make").
   login_one_16: loginOne(16),
@@ -198,4 +229,4 @@ export const scenarios: Record<string, Scenario> = {
 }
 
 /** The reads measured again at every size of the growth steps. */
-export const GROWTH_SCENARIOS = ['get_user', 'list_users_page', 'list_users_cursor']
+export const GROWTH_SCENARIOS = ['get_user', 'list_users_page', 'list_users_cursor', 'search']

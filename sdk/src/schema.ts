@@ -694,7 +694,7 @@ export interface paths {
         };
         /**
          * List users (page or keyset paging)
-         * @description Needs users:read. Without cursor, page mode with an exact total; with the nextCursor of a previous page, keyset mode (stable under inserts; page, total and totalPages are null). A cursor only works with the sort and filters it was made with.
+         * @description Needs users:read. Without cursor, page mode with an exact total; with the nextCursor of a previous page, keyset mode (stable under inserts; page, total and totalPages are null). A cursor only works with the sort and filters it was made with. q searches (field terms, phrases, every term must match; fuzzy=true for typos; sort=relevance for best first), through trigram indexes.
          */
         get: operations["listUsers"];
         put?: never;
@@ -973,6 +973,26 @@ export interface paths {
          * @description Needs audit:read. Filters combine; from is inclusive and to exclusive. Page on with the nextCursor of the previous page, which only works with the same filters. changes never holds a password, hash or token.
          */
         get: operations["listAuditLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * User totals and sign-up and login figures per day, week or month
+         * @description Needs analytics:read. totals are the users table now; series has one bucket per interval overlapping [from, to) (UTC), computed from the audit trail (a bucket wholly in the range is computed once, 10 minutes after it ends, then stored). from after to, or a range longer than 366 days, is 400.
+         */
+        get: operations["getAnalyticsSummary"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1281,7 +1301,7 @@ export interface components {
             };
             auditTrail: components["schemas"]["AuditLogEntry"][];
         };
-        Permission: "users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage";
+        Permission: "users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage" | "analytics:read";
         TokenPair: {
             /** @description A JWT (HS256); send it as Authorization: Bearer */
             accessToken: string;
@@ -1396,6 +1416,71 @@ export interface components {
             limit: number;
             hasNext: boolean;
             nextCursor: string | null;
+        };
+        /** @description The users table as it is now, whatever the range */
+        AnalyticsTotals: {
+            /**
+             * Format: int64
+             * @description Users now, not deleted (active + suspended + pending)
+             */
+            users: number;
+            /**
+             * Format: int64
+             * @description Users now with status active, not deleted
+             */
+            active: number;
+            /**
+             * Format: int64
+             * @description Users now with status suspended, not deleted
+             */
+            suspended: number;
+            /**
+             * Format: int64
+             * @description Users now with status pending, not deleted
+             */
+            pending: number;
+            /**
+             * Format: int64
+             * @description Users soft-deleted now (not erased)
+             */
+            deleted: number;
+        };
+        AnalyticsBucket: {
+            /**
+             * Format: date-time
+             * @description The bucket's start (UTC midnight; a Monday for weeks, the 1st for months); the first bucket may start before from, counting only from from
+             */
+            start: string;
+            /**
+             * Format: int64
+             * @description Accounts created (audit user.created: registration, by an administrator or an invitation)
+             */
+            signups: number;
+            /**
+             * Format: int64
+             * @description Successful logins (audit auth.login)
+             */
+            logins: number;
+            /**
+             * Format: int64
+             * @description Distinct users with a successful login in the bucket
+             */
+            activeUsers: number;
+            /**
+             * Format: int64
+             * @description Failed logins: wrong credentials, unknown or suspended accounts, wrong second factors (audit auth.login_failed and auth.mfa_failed)
+             */
+            failedLogins: number;
+            /**
+             * Format: int64
+             * @description Accounts locked by LOGIN_MAX_FAILURES failures (audit auth.lockout)
+             */
+            lockouts: number;
+        };
+        AnalyticsSummary: {
+            totals: components["schemas"]["AnalyticsTotals"];
+            /** @description One bucket per interval overlapping [from, to), oldest first; empty when from equals to */
+            series: components["schemas"]["AnalyticsBucket"][];
         };
         CapturedEmail: {
             /** Format: uuid */
@@ -5037,10 +5122,12 @@ export interface operations {
                 limit?: number;
                 /** @description Opaque keyset cursor (nextCursor of a previous page) */
                 cursor?: string;
-                /** @description Order: a field, descending with a leading - */
-                sort?: "createdAt" | "-createdAt" | "email" | "-email" | "lastName" | "-lastName";
-                /** @description Search in email, first and last name */
+                /** @description Order: a field, descending with a leading -; or relevance (only with q: how well a user matches, best first, ties by id; keyset paging works with it too, the cursor carrying the last score). relevance without q is 400. */
+                sort?: "createdAt" | "-createdAt" | "email" | "-email" | "lastName" | "-lastName" | "relevance";
+                /** @description Search; every term must match (case-insensitive substring): plain words and "quoted phrases" (in email, first and last name), email:<text>, name:<text> (first or last name) and phone:<text>, whose text may be quoted (name:"Mary Ann"). At most 8 terms. */
                 q?: string;
+                /** @description With q: plain words also match with typos (trigram word similarity of at least 0.3, or a swap of two neighbouring letters: jhon finds John). Without q it is 400. */
+                fuzzy?: boolean;
                 /** @description Only users holding this role */
                 role?: string;
                 /** @description Only users with this status */
@@ -7490,7 +7577,7 @@ export interface operations {
                     name: string;
                     /** @default  */
                     description?: string;
-                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage")[];
+                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage" | "analytics:read")[];
                 };
             };
         };
@@ -7758,7 +7845,7 @@ export interface operations {
                     name: string;
                     /** @default  */
                     description?: string;
-                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage")[];
+                    permissions: ("users:read" | "users:write" | "users:delete" | "roles:manage" | "audit:read" | "webhooks:manage" | "analytics:read")[];
                 };
             };
         };
@@ -8052,6 +8139,114 @@ export interface operations {
                         data: components["schemas"]["AuditLogEntry"][];
                         message?: string;
                         pagination: components["schemas"]["AuditPagination"];
+                    };
+                };
+            };
+            /** @description Invalid input (VALIDATION_ERROR, INVALID_TOKEN) */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, INVALID_MFA_CODE, TOKEN_EXPIRED, TOKEN_REUSED) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed (FORBIDDEN) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (RATE_LIMITED); Retry-After says when to retry */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unexpected failure (INTERNAL_ERROR) */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAnalyticsSummary: {
+        parameters: {
+            query?: {
+                /** @description Inclusive. Default: to minus 30 days (day), 12 weeks (week) or 365 days (month) */
+                from?: string;
+                /** @description Exclusive. Default: now */
+                to?: string;
+                /** @description The length of each series bucket (UTC; weeks start on Monday) */
+                interval?: "day" | "week" | "month";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: components["schemas"]["AnalyticsSummary"];
+                        message?: string;
                     };
                 };
             };

@@ -8,6 +8,7 @@ import type { Database } from './types.js'
 import { PGliteDialect } from './pglite-dialect.js'
 import { RowsCamelCasePlugin } from './camel-case.js'
 import { CompiledQueries } from './compiled-queries.js'
+import { FUZZY_WORD_SIMILARITY } from '../lib/search-query.js'
 
 export type DB = Kysely<Database>
 
@@ -73,7 +74,9 @@ function connectPool (url: string, config: Config, log: FastifyBaseLogger, obser
     idleTimeoutMillis: 30_000,
     statement_timeout: config.dbStatementTimeoutMs,
     idle_in_transaction_session_timeout: 60_000,
-    application_name: pool.applicationName
+    application_name: pool.applicationName,
+    // A fuzzy search word's `<%` (trigram word similarity) reads its threshold from the session.
+    options: `-c pg_trgm.word_similarity_threshold=${FUZZY_WORD_SIMILARITY}`
   })
   // An idle client that loses its server (database restart) emits here; without a
   // listener that error would crash the process. The pool replaces the client.
@@ -172,6 +175,8 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger, o
   const inMemory = config.dataDir === 'memory://' || config.dataDir === ':memory:'
   if (!inMemory) await mkdir(config.dataDir, { recursive: true })
   const client = new PGlite({ dataDir: inMemory ? undefined : config.dataDir, extensions: { pg_trgm: pgTrgm } })
+  // As for the pool above: the session's threshold for a fuzzy search word's `<%`.
+  await client.exec(`set pg_trgm.word_similarity_threshold = ${FUZZY_WORD_SIMILARITY}`)
   const db = new Kysely<Database>({ dialect: new PGliteDialect(client), plugins: [camelCase], log: logQuery })
   return {
     db,

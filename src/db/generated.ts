@@ -22,6 +22,17 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AnalyticsBuckets {
+  activeUsers: number;
+  computedAt: Generated<Timestamp>;
+  failedLogins: number;
+  lockouts: number;
+  logins: number;
+  period: "day" | "month" | "week";
+  signups: number;
+  start: Timestamp;
+}
+
 export interface EmailOutbox {
   attempts: Generated<number>;
   createdAt: Generated<Timestamp>;
@@ -285,6 +296,7 @@ export interface Webhooks {
 }
 
 export interface DB {
+  analyticsBuckets: AnalyticsBuckets;
   emailOutbox: EmailOutbox;
   emailVerificationTokens: EmailVerificationTokens;
   events: Events;

@@ -25,7 +25,8 @@ export type AttemptOutcome = 'failed' | 'passed' | 'abandoned'
 export interface AttemptStore {
   /** Starts an attempt on every budget at once, or on none. */
   acquire (budgets: Budget[], attemptId: string): Promise<AcquireResult>
-  end (budgets: Budget[], attemptId: string, outcome: AttemptOutcome, windowMs: number): Promise<void>
+  /** Ends an attempt; true when it was the failure that locked the first budget (the account). */
+  end (budgets: Budget[], attemptId: string, outcome: AttemptOutcome, windowMs: number): Promise<boolean>
 }
 
 /** In-process budgets: one instance's view only. Bounded: the oldest keys go first when full. */
@@ -57,16 +58,18 @@ export function createMemoryAttemptStore (maxKeys = 100_000, now = () => Date.no
         else running.delete(key)
       }
       if (outcome === 'passed') failures.delete(budgets[0].key)
-      if (outcome !== 'failed') return
+      if (outcome !== 'failed') return false
       for (const { key } of budgets) {
         const entry = failuresOf(key, t)
         if (entry) entry.count++
         else failures.set(key, { count: 1, endsAt: t + windowMs })
       }
+      const locked = failures.get(budgets[0].key)!.count === budgets[0].max
       for (const oldest of failures.keys()) {
         if (failures.size <= maxKeys) break
         failures.delete(oldest)
       }
+      return locked
     }
   }
 }
@@ -93,18 +96,20 @@ end
 return {0, 0, 0}
 `
 
-// KEYS as above. ARGV: attempt id, outcome, window (ms).
+// KEYS as above. ARGV: attempt id, outcome, window (ms). Returns the first budget's failures after a failure, else 0.
 const END_SCRIPT = `
 for i = 2, #KEYS, 2 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+local first = 0
 if ARGV[2] == 'passed' then
   redis.call('DEL', KEYS[1])
 elseif ARGV[2] == 'failed' then
   for i = 1, #KEYS, 2 do
-    redis.call('INCR', KEYS[i])
+    local count = redis.call('INCR', KEYS[i])
+    if i == 1 then first = count end
     if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
   end
 end
-return 0
+return first
 `
 
 /** How long a running attempt holds its place at most: a password check takes well under this. */
@@ -138,7 +143,8 @@ export function createRedisAttemptStore (redis: RedisClient): AttemptStore {
     },
     async end (budgets, attemptId, outcome, windowMs) {
       const keys = keysOf(budgets)
-      await client.attemptEnd(keys.length, ...keys, attemptId, outcome, Math.max(1, Math.round(windowMs)))
+      // Places are taken so that failures never pass the max: the count reaches it exactly once per window.
+      return await client.attemptEnd(keys.length, ...keys, attemptId, outcome, Math.max(1, Math.round(windowMs))) === budgets[0].max
     }
   }
 }

@@ -5,6 +5,7 @@ import { deleteMfaRecords } from './mfa.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
 import { deleteUserPasskeys } from './passkeys.js'
+import type { SearchField, SearchTerm } from '../lib/search-query.js'
 
 export type { Executor }
 
@@ -44,7 +45,8 @@ export const USER_SORT_KEYS = ['createdAt', 'email', 'lastName'] as const
 export type UserSortKey = typeof USER_SORT_KEYS[number]
 
 export interface UserListFilter {
-  sort: UserSortKey
+  /** A column, or relevance (with terms): the summed similarity of the terms, best first. */
+  sort: UserSortKey | 'relevance'
   descending: boolean
   includeDeleted: boolean
   status?: UserStatus
@@ -52,9 +54,9 @@ export interface UserListFilter {
   createdAfter?: Date
   createdBefore?: Date
   role?: string
-  /** Searched in email and names. */
-  q?: string
-  /** Keyset paging: rows after this position in the sort order. */
+  /** Search terms (src/lib/search-query.ts): every one must match. */
+  terms?: SearchTerm[]
+  /** Keyset paging: rows after this position in the sort order (for relevance, the score as text). */
   after?: { value: string | Date, id: string }
   limit: number
   offset: number
@@ -62,9 +64,50 @@ export interface UserListFilter {
   withTotal: boolean
 }
 
+/** What each kind of term searches; every expression has a trigram index (migrations 001 and 011). */
+const SEARCHED: Record<SearchField, RawBuilder<string>> = {
+  any: sql`(u.email || ' ' || u.first_name || ' ' || u.last_name)`,
+  email: sql`u.email`,
+  name: sql`(u.first_name || ' ' || u.last_name)`,
+  phone: sql`(u.profile ->> 'phone')`
+}
+
+/** A swapped-letters match of a fuzzy word scores below the word as typed. */
+const SWAP_WEIGHT = 0.9
+
+const termKind = (term: SearchTerm) => term.swaps ? `${term.field}~` : term.field
+const likePattern = (text: string) => '%' + escapeLike(text) + '%'
+
+/**
+ * A term as SQL: its condition (a case-insensitive substring; for a fuzzy word also its swaps, or a
+ * trigram word similarity over FUZZY_WORD_SIMILARITY) and its score (trigram word similarity, 0 to 1),
+ * each with its parameters in SQL order.
+ */
+function termSql (term: SearchTerm) {
+  const column = SEARCHED[term.field]
+  const { text, swaps } = term
+  if (!swaps) {
+    const pattern = likePattern(text)
+    return {
+      condition: () => sql<boolean>`${column} ilike ${pattern}`,
+      conditionParameters: [pattern],
+      score: () => sql<number>`word_similarity(${text}, ${column})`,
+      scoreParameters: [text]
+    }
+  }
+  const patterns = [text, ...swaps].map(likePattern)
+  return {
+    condition: () => sql<boolean>`(${column} ilike any(${patterns}::text[]) or ${text} <% ${column})`,
+    conditionParameters: [patterns, text],
+    score: () => sql<number>`greatest(word_similarity(${text}, ${column}), ${sql.lit(SWAP_WEIGHT)} * (select coalesce(max(word_similarity(s, ${column})), 0) from unnest(${swaps}::text[]) s))`,
+    scoreParameters: [text, swaps]
+  }
+}
+
 /**
  * A page of users and, when asked, the exact number that match. Each filter's SQL is built only
- * when its shape is first compiled; later calls gather only the parameters.
+ * when its shape is first compiled; later calls gather only the parameters. Search terms are
+ * sorted by kind, so that their shape (and the statements compiled) depends on their kinds only.
  */
 export async function listUsers (db: Executor, compiled: CompiledQueries, filter: UserListFilter) {
   const conditions: Array<() => RawBuilder<boolean>> = [() => sql`u.erased_at is null`]
@@ -73,36 +116,42 @@ export async function listUsers (db: Executor, compiled: CompiledQueries, filter
     conditions.push(condition)
     filterParameters.push(...values)
   }
-  const { status, emailVerified, createdAfter, createdBefore, role, q, after } = filter
+  const { status, emailVerified, createdAfter, createdBefore, role, after } = filter
   if (!filter.includeDeleted) where(() => sql`u.deleted_at is null`)
   if (status !== undefined) where(() => sql`u.status = ${status}`, status)
   if (emailVerified !== undefined) where(() => sql`u.email_verified = ${emailVerified}`, emailVerified)
   if (createdAfter) where(() => sql`u.created_at > ${createdAfter}`, createdAfter)
   if (createdBefore) where(() => sql`u.created_at < ${createdBefore}`, createdBefore)
   if (role !== undefined) where(() => sql`u.role_names @> array[${role}]::text[]`, role)
-  const pattern = q === undefined ? undefined : '%' + escapeLike(q) + '%'
-  if (pattern !== undefined) where(() => sql`(u.email || ' ' || u.first_name || ' ' || u.last_name) ilike ${pattern}`, pattern)
+  const terms = [...filter.terms ?? []].sort((a, b) => termKind(a).localeCompare(termKind(b))).map(termSql)
+  for (const term of terms) where(term.condition, ...term.conditionParameters)
   const filters = () => sql<boolean>`${sql.join(conditions.map(condition => condition()), sql` and `)}`
   const shapeKey = JSON.stringify([filter.sort, filter.descending, filter.includeDeleted, status !== undefined,
     emailVerified !== undefined, createdAfter !== undefined, createdBefore !== undefined, role !== undefined,
-    q !== undefined, after !== undefined])
+    [...filter.terms ?? []].map(termKind).sort(), after !== undefined])
 
-  const column = (`u.${filter.sort}`) as `u.${UserSortKey}`
+  const byRelevance = filter.sort === 'relevance'
+  // Rounded, so that the score a cursor carries (as text) compares equal to the row's own.
+  const score = () => sql<string>`round((${sql.join(terms.map(term => term.score()), sql` + `)})::numeric, 6)`
+  const scoreParameters = terms.flatMap(term => term.scoreParameters)
+  const column = byRelevance ? score : () => sql.ref(`u.${filter.sort}`)
   const direction = filter.descending ? 'desc' : 'asc'
-  const rowParameters = [...filterParameters]
+  const rowParameters = [...(byRelevance ? scoreParameters : []), ...filterParameters]
   let keyset = () => sql<boolean>`true`
   if (after) {
+    const value = byRelevance ? sql`${after.value}::numeric` : sql`${after.value}`
     keyset = filter.descending
-      ? () => sql`(${sql.ref(column)}, u.id) < (${after.value}, ${after.id})`
-      : () => sql`(${sql.ref(column)}, u.id) > (${after.value}, ${after.id})`
-    rowParameters.push(after.value, after.id)
+      ? () => sql`(${column()}, u.id) < (${value}, ${after.id})`
+      : () => sql`(${column()}, u.id) > (${value}, ${after.id})`
+    rowParameters.push(...(byRelevance ? scoreParameters : []), after.value, after.id)
   }
   rowParameters.push(filter.limit, filter.offset)
   const [rows, total] = await Promise.all([
     compiled.run(db, `rows:${shapeKey}`, rowParameters, () => selectUsers(db)
+      .$if(byRelevance, query => query.select(score().as('relevance')))
       .where(filters())
       .where(keyset())
-      .orderBy(column, direction).orderBy('u.id', direction)
+      .orderBy(byRelevance ? sql`relevance` : column(), direction).orderBy('u.id', direction)
       .limit(filter.limit)
       .offset(filter.offset)).then(result => result.rows),
     filter.withTotal

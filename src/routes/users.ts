@@ -39,7 +39,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       tags: ['users'],
       summary: 'List users (page or keyset paging)',
       description: 'Needs users:read. Without cursor, page mode with an exact total; with the nextCursor of a previous page, keyset mode ' +
-        '(stable under inserts; page, total and totalPages are null). A cursor only works with the sort and filters it was made with.',
+        '(stable under inserts; page, total and totalPages are null). A cursor only works with the sort and filters it was made with. ' +
+        'q searches (field terms, phrases, every term must match; fuzzy=true for typos; sort=relevance for best first), through trigram indexes.',
       security,
       querystring: UserListQuerySchema,
       response: { 200: UserListResponseSchema, ...errors(400, 401, 403, 429) }

@@ -46,7 +46,7 @@ const PASSWORD_RESET_TTL_MS = 3600_000
 const MFA_TOKEN_INVALID = 'The MFA token is invalid, spent or expired; log in again'
 
 const openLoginGuard: LoginGuard = {
-  begin: async () => ({ end: async () => {} })
+  begin: async () => ({ end: async () => false })
 }
 
 export interface AuthServiceDeps {
@@ -169,8 +169,10 @@ export function createAuthService ({
       const attempt = await loginGuard.begin(normalized, ctx).catch(err => { metrics.login('locked'); throw err })
       // Anything that ends the attempt before the password is judged (a database error) counts as nothing.
       let outcome: AttemptOutcome = 'abandoned'
+      let userId: string | null = null
       try {
         const account = await users.findCredentialsByEmail(db, normalized)
+        userId = account?.id ?? null
         if (!account) {
           await hasher.verifyDummy(password)
           outcome = 'failed'
@@ -200,7 +202,8 @@ export function createAuthService ({
         return answer
       } finally {
         if (outcome === 'failed') metrics.login('failure')
-        await attempt.end(outcome)
+        // The failure that locked the account (an unknown email locks as well; then userId is null).
+        if (await attempt.end(outcome)) await insertAudit(db, ctx, { action: 'auth.lockout', userId, changes: { failures: config.loginMaxFailures } })
       }
     },
 

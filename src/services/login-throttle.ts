@@ -16,7 +16,8 @@ export interface LoginGuard {
 }
 
 export interface LoginAttempt {
-  end (outcome: AttemptOutcome): Promise<void>
+  /** Ends the attempt; true when this failure locked the account (callers record an auth.lockout). */
+  end (outcome: AttemptOutcome): Promise<boolean>
 }
 
 // Keyed by a hash: Redis never holds an email address.
@@ -102,7 +103,7 @@ export function createLoginThrottle (store: AttemptStore, config: Pick<Config, '
       return {
         async end (outcome) {
           try {
-            await store.end(budgets, attemptId, outcome, windowMs)
+            return await store.end(budgets, attemptId, outcome, windowMs)
           } finally {
             for (const { key } of budgets) wakeFirst(key)
           }

@@ -118,7 +118,7 @@ export function createMfaService ({ db, compiled, config, loginGuard, passkeys, 
       outcome = 'passed'
       return value
     } finally {
-      await attempt.end(outcome)
+      if (await attempt.end(outcome)) await insertAudit(db, ctx, { action: 'auth.lockout', userId: account.userId, changes: { failures: config.loginMaxFailures } })
     }
   }
 

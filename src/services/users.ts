@@ -9,13 +9,14 @@ import { changesBetween } from '../lib/changes.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { decodeCursor, encodeCursor, listFingerprint } from '../lib/cursor.js'
 import { createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from '../lib/password.js'
+import { parseSearch } from '../lib/search-query.js'
 import { dateOf } from '../lib/timestamp.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
 import { findMfaState } from '../repositories/mfa.js'
 import { lockAdministrators } from '../repositories/administrators.js'
 import * as users from '../repositories/users.js'
-import type { Executor, UserListFilter, UserSortKey, UserWithRelationsRow } from '../repositories/users.js'
+import type { Executor, UserListFilter, UserWithRelationsRow } from '../repositories/users.js'
 import {
   USER_FIELDS, type Pagination, type Profile, type ProfileInput, type User, type UserCreate, type UserStatus,
   type UserListQuery, type UserPatch, type UserReplace, type UserField
@@ -269,15 +270,20 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
     /** On the replica when there is one (callerId: whose own writes it must show). */
     async list (query: UserListQuery, callerId: string | null = null) {
       const fields = parseFields(query.fields)
-      const descending = query.sort.startsWith('-')
-      const sort = query.sort.replace('-', '') as UserSortKey
+      const descending = query.sort.startsWith('-') || query.sort === 'relevance'
+      const sort = query.sort.replace('-', '') as UserListFilter['sort']
+      if (query.q === undefined && sort === 'relevance') throw validationError('sort=relevance needs q', [{ field: 'sort', message: 'relevance needs q' }])
+      if (query.q === undefined && query.fuzzy) throw validationError('fuzzy needs q', [{ field: 'fuzzy', message: 'needs q' }])
+      const terms = query.q === undefined ? undefined : parseSearch(query.q, { fuzzy: query.fuzzy })
       const fingerprint = listFingerprint([query.sort, query.q, query.role, query.status, query.emailVerified,
-        query.createdAfter, query.createdBefore, query.includeDeleted])
+        query.createdAfter, query.createdBefore, query.includeDeleted, ...(query.fuzzy ? ['fuzzy'] : [])])
       let after: UserListFilter['after']
       if (query.cursor) {
         const position = decodeCursor(query.cursor, fingerprint)
         const value = sort === 'createdAt' ? new Date(position.value) : position.value
-        if (value instanceof Date && Number.isNaN(value.getTime())) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
+        // A relevance cursor carries the last row's score (a decimal, see listUsers).
+        const malformed = value instanceof Date ? Number.isNaN(value.getTime()) : sort === 'relevance' && !/^\d{1,3}(\.\d{1,6})?$/.test(value)
+        if (malformed) throw validationError('The cursor is malformed', [{ field: 'cursor', message: 'is malformed' }])
         after = { value, id: position.id }
       }
       const { rows, total } = await reads.run(callerId, (db, compiled) => users.listUsers(db, compiled, {
@@ -289,7 +295,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
         createdAfter: query.createdAfter === undefined ? undefined : dateOf(query.createdAfter),
         createdBefore: query.createdBefore === undefined ? undefined : dateOf(query.createdBefore),
         role: query.role,
-        q: query.q,
+        terms,
         after,
         // One more than asked: whether it comes back tells if there is a next page.
         limit: query.limit + 1,
@@ -298,10 +304,14 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       }))
 
       const hasNext = rows.length > query.limit
-      const visible = rows.slice(0, query.limit).map(toUser)
+      const visible = rows.slice(0, query.limit)
       const last = visible[visible.length - 1]
       // Any row's position in this list (GraphQL gives one per edge); REST only needs the last one's.
-      const cursorAt = (index: number) => encodeCursor(fingerprint, { value: visible[index][sort], id: visible[index].id })
+      // A relevance position is the row's score (a decimal, see listUsers).
+      const cursorAt = (index: number) => {
+        const row = visible[index]
+        return encodeCursor(fingerprint, { value: sort === 'relevance' ? String(row.relevance) : toUser(row)[sort], id: row.id })
+      }
       const nextCursor = hasNext && last ? cursorAt(visible.length - 1) : null
       const pagination: Pagination = {
         page: after ? null : query.page,
@@ -311,7 +321,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
         hasNext,
         nextCursor
       }
-      return { data: visible.map(u => pick(u, fields)), pagination, cursorAt }
+      return { data: visible.map(row => pick(toUser(row), fields)), pagination, cursorAt }
     },
 
     async get (id: string) {

@@ -10,6 +10,7 @@ import type { TokenPair } from '../../../schemas/auth.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { createRolesService, type RolesService } from '../../services/roles.js'
 import { createAuditService, type AuditService } from '../../services/audit.js'
+import { createAnalyticsService, type AnalyticsService } from '../../services/analytics.js'
 import { createPasskeysService, type PasskeysService } from '../../services/passkeys.js'
 import { createOidcService, type OidcService } from '../../services/oidc.js'
 import { createOidcClients } from '../../lib/oidc-client.js'
@@ -33,6 +34,7 @@ declare module 'fastify' {
     mfaService: MfaService
     rolesService: RolesService
     auditService: AuditService
+    analyticsService: AnalyticsService
     passkeysService: PasskeysService
     oidcService: OidcService
     invitationsService: InvitationsService
@@ -83,6 +85,7 @@ export default fp(async function services (fastify) {
   fastify.decorate('auditService', createAuditService({ reads: fastify.lagTolerantReads }))
   fastify.decorate('idempotencyService', await createIdempotencyService({ db, jobs: fastify.jobs }))
   fastify.decorate('eventsService', createEventsService({ db }))
+  fastify.decorate('analyticsService', createAnalyticsService({ db }))
   if (config.adminEmail && config.adminPassword) {
     await bootstrapAdmin(db, hasher, config.adminEmail, config.adminPassword, fastify.log)
   }

@@ -1,0 +1,2 @@
+DROP TABLE analytics_buckets;
+DROP INDEX user_audit_log_action_created_at_idx;
