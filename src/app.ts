@@ -35,6 +35,10 @@ import invitationsRoutes from './routes/invitations.js'
 import metricsRoutes from './routes/metrics.js'
 import testRoutes from './routes/test.js'
 import passkeyRoutes from './routes/passkeys.js'
+import eventsRoutes from './routes/events.js'
+import websocket from './plugins/external/websocket.js'
+import eventStream from './plugins/app/event-stream.js'
+import { EventSchema } from '../schemas/event.js'
 import { RoleSchema } from '../schemas/role.js'
 import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
 import { ErrorDetailSchema, ErrorSchema } from '../schemas/common.js'
@@ -60,7 +64,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, EventSchema
 ]
 
 const REDACT = [
@@ -156,12 +160,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(metrics)
   await app.register(rateLimit)
   await app.register(overload)
+  await app.register(websocket)
   await app.register(database)
   await app.register(auth)
   await app.register(jobs)
   await app.register(emailDelivery)
   await app.register(services)
   await app.register(eventRetention)
+  await app.register(eventStream)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
@@ -172,6 +178,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(rolesRoutes, { prefix: '/api/v1/roles' })
   await app.register(auditRoutes, { prefix: '/api/v1/audit-logs' })
   await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
+  await app.register(eventsRoutes, { prefix: '/api/v1/events' })
   if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app

@@ -58,7 +58,9 @@ export const EnvSchema = Type.Object({
   WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   OIDC_PROVIDERS: Type.String({ default: '' }),
   OIDC_REDIRECT_URIS: Type.String({ default: '' }),
-  PUBLIC_URL: Type.Optional(Type.String({ minLength: 1 }))
+  PUBLIC_URL: Type.Optional(Type.String({ minLength: 1 })),
+  EVENTS_HEARTBEAT: Duration('15s'),
+  EVENTS_MAX_BUFFER: Type.Integer({ default: 1048576, minimum: 1024 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -137,6 +139,12 @@ export interface Config {
   oidcRedirectUris: string[]
   /** The service's own external base URL, without a trailing slash: provider callbacks are registered under it. */
   publicUrl: string
+  /** How often an event stream sends a heartbeat (and checks that its login is still live). */
+  eventsHeartbeatMs: number
+  /** Bytes an event stream's connection may hold unsent before its client is dropped as too slow. */
+  eventsMaxBufferBytes: number
+  /** How long an event-stream ticket stays valid (the contract's 60 s; only tests lower it). */
+  eventTicketTtlSec: number
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
 }
@@ -274,6 +282,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   const oidcRedirectUris = env.OIDC_REDIRECT_URIS.split(',').map(s => s.trim()).filter(Boolean)
   for (const uri of oidcRedirectUris) absoluteUrl('OIDC_REDIRECT_URIS', uri)
   if (oidcProviders.length > 0 && oidcRedirectUris.length === 0) throw new ConfigError('OIDC_REDIRECT_URIS is required when OIDC_PROVIDERS is set')
+  // Proxies cut a connection silent for about a minute: a heartbeat must come, and well before that.
+  const eventsHeartbeatMs = secondsOf('EVENTS_HEARTBEAT', env.EVENTS_HEARTBEAT) * 1000
+  if (eventsHeartbeatMs <= 0 || eventsHeartbeatMs > 60_000) throw new ConfigError('EVENTS_HEARTBEAT must be above 0 and at most 60s')
   const publicUrl = absoluteUrl('PUBLIC_URL', env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).href.replace(/\/+$/, '')
   return {
     env: env.NODE_ENV,
@@ -328,6 +339,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     oidcProviders,
     oidcRedirectUris,
     publicUrl,
+    eventsHeartbeatMs,
+    eventsMaxBufferBytes: env.EVENTS_MAX_BUFFER,
+    eventTicketTtlSec: 60,
     argon2MemoryKiB: 19456
   }
 }

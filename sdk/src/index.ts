@@ -2,11 +2,13 @@ import createFetchClient, { type Client } from 'openapi-fetch'
 import { authenticating, createSession, type Tokens } from './auth.js'
 import { ApiError, throwOnError } from './errors.js'
 import { retrying, type Fetch, type RetryOptions } from './retry.js'
+import { streamEvents, type Event, type EventStreamOptions } from './events.js'
 import type { components, paths } from './schema.js'
 
 export { ApiError, type ErrorCode, type ErrorDetail } from './errors.js'
 export type { Tokens } from './auth.js'
 export type { RetryOptions } from './retry.js'
+export type { Event, EventStreamOptions } from './events.js'
 export type { components, operations, paths } from './schema.js'
 
 type Schemas = components['schemas']
@@ -54,6 +56,8 @@ export type UserManagementClient = Client<paths> & {
   users (query?: UserListQuery): AsyncGenerator<Schemas['UserFields']>
   /** Every audit entry that matches, newest first, following nextCursor. */
   auditLogs (query?: AuditLogQuery): AsyncGenerator<AuditLogEntry>
+  /** The live events the caller may see (GET /api/v1/events), resuming with Last-Event-ID after a dropped connection. */
+  events (options?: EventStreamOptions): AsyncGenerator<Event>
 }
 
 interface Page<T> { data: T[], pagination: { nextCursor: string | null } }
@@ -82,7 +86,8 @@ export function createClient (options: ClientOptions): UserManagementClient {
     const { data } = await anonymous.POST('/api/v1/auth/refresh', { body: { refreshToken } })
     return data!.data
   })
-  const client = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: authenticating(send, session) })
+  const authenticated = authenticating(send, session)
+  const client = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: authenticated })
   client.use(throwOnError)
 
   return {
@@ -113,6 +118,9 @@ export function createClient (options: ClientOptions): UserManagementClient {
       return follow(async cursor => (await client.GET('/api/v1/audit-logs', {
         params: { query: { limit: PAGE, ...query, cursor } as QueryOf<'/api/v1/audit-logs'> }
       })).data)
+    },
+    events (eventOptions: EventStreamOptions = {}) {
+      return streamEvents(authenticated, options.baseUrl, eventOptions)
     }
   }
 }

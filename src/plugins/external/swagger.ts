@@ -118,6 +118,7 @@ export default fp(async function swagger (fastify) {
         { name: 'users', description: 'User accounts and profiles' },
         { name: 'roles', description: 'Roles and their permissions' },
         { name: 'audit', description: 'The audit trail' },
+        { name: 'events', description: 'Real-time events: Server-Sent Events, WebSocket, tickets for browsers' },
         { name: 'invitations', description: 'Inviting people to create an account' },
         { name: 'test', description: 'For test pipelines: served only with TEST_ENDPOINTS=true, never in production' }
       ],
