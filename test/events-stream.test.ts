@@ -47,14 +47,14 @@ async function openSse (url: string, headers: Record<string, string> = {}) {
       onComment (comment) { comments.push(comment.trim()); changed() }
     })
     const body = response.body
-    void (async () => {
+    ;(async () => {
       const decoder = new TextDecoder()
       try {
         for await (const chunk of body) parser.feed(decoder.decode(chunk, { stream: true }))
       } catch {}
       ended = true
       changed()
-    })()
+    })().catch(() => {})
   }
   const events = () => frames.map(frame => JSON.parse(frame.data) as StreamedEvent)
   const until = waiter(onChange)
@@ -315,8 +315,10 @@ t.test('closing the app ends every open stream at once', async t => {
 })
 
 t.test('two instances on one database: an action on A reaches a subscriber on B within 1 s', { skip: process.env.DATABASE_URL ? false : 'two instances need a shared PostgreSQL (DATABASE_URL); the embedded database belongs to one process' }, async t => {
-  const a = await build(t)
-  const b = await build(t)
+  // One deployment: the same Redis keys (testConfig gives each app its own prefix otherwise).
+  const redisKeyPrefix = `test:${randomUUID()}:`
+  const a = await build(t, { redisKeyPrefix })
+  const b = await build(t, { redisKeyPrefix })
   const baseB = await listen(b)
   const admin = await createUser(a, { roles: ['admin'] })
   // A ticket made on A works on B (tickets are shared through Redis; without Redis each instance keeps its own).
@@ -325,14 +327,17 @@ t.test('two instances on one database: an action on A reaches a subscriber on B 
   t.teardown(stream.close)
   t.equal(stream.response.status, 200)
   await stream.until(() => stream.comments.includes('connected'), 'the opening comment')
-  const latencies: number[] = []
+  const fromRequest: number[] = []
+  const fromAnswer: number[] = []
   for (let i = 0; i < 10; i++) {
     const started = performance.now()
     const id = await createVia(a, admin)
+    const answered = performance.now()
     await stream.next(e => e.type === 'user.created' && e.data.userId === id, `event ${i} on B`, 1000)
-    latencies.push(performance.now() - started)
+    fromRequest.push(performance.now() - started)
+    fromAnswer.push(performance.now() - answered)
   }
-  latencies.sort((x, y) => x - y)
-  t.ok(latencies[latencies.length - 1] < 1000, 'every one within 1 s')
-  t.comment(`fan-out A -> B, from sending the request: median ${latencies[5].toFixed(1)} ms, max ${latencies[9].toFixed(1)} ms`)
+  const summary = (ms: number[]) => { ms.sort((x, y) => x - y); return `median ${ms[5].toFixed(1)} ms, max ${ms[9].toFixed(1)} ms` }
+  t.ok(Math.max(...fromRequest) < 1000, 'every one within 1 s of the request on A')
+  t.comment(`fan-out A -> B: from the request ${summary(fromRequest)}; from A's answer (the commit) ${summary(fromAnswer)}`)
 })

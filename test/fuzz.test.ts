@@ -192,7 +192,10 @@ t.test('schema-driven fuzzing of every operation', async t => {
   const resolve = (ref: string) => document.components.schemas[ref.replace('#/components/schemas/', '')]
   HINTS.fields = fc.subarray(Object.keys(document.components.schemas.UserFields.properties ?? {}), { minLength: 1 }).map(f => f.join(','))
   const operations: Operation[] = Object.entries(document.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({
-    method: method.toUpperCase(), path, parameters: op.parameters ?? [], body: op.requestBody?.content['application/json']?.schema,
+    method: method.toUpperCase(),
+    path,
+    parameters: op.parameters ?? [],
+    body: op.requestBody?.content['application/json']?.schema,
     streams: Boolean((op as { responses?: Record<string, { content?: Record<string, unknown> }> }).responses?.['200']?.content?.['text/event-stream'])
   })))
 

@@ -64,7 +64,7 @@ export class Subscriber<E> {
     if (this.ended) return
     if (this.queue.length >= this.options.maxQueued) return this.end('drop')
     this.queue.push(item)
-    if (!this.running && !this.replaying) void this.run()
+    if (!this.running && !this.replaying) this.run().catch(this.options.onError)
   }
 
   /** Sends the pages of a resume first; live events wait behind them. A page is fetched only once the connection took the last one. */
@@ -86,7 +86,7 @@ export class Subscriber<E> {
     } finally {
       this.replaying = false
     }
-    if (!this.ended) void this.run()
+    if (!this.ended) this.run().catch(this.options.onError)
   }
 
   /** Ends the stream in order (shutdown, the login ended) or at once (too slow). */

@@ -112,7 +112,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'streamEventsWebSocket',
       tags: ['events'],
       summary: 'The event stream over a WebSocket',
-      description: `Connect with a WebSocket (Upgrade: websocket) and ?ticket= (or a Bearer token, for clients that can send it); one JSON ` +
+      description: 'Connect with a WebSocket (Upgrade: websocket) and ?ticket= (or a Bearer token, for clients that can send it); one JSON ' +
         `text message per event. A plain GET is 426. ${STREAM_QUERY}`,
       security: [{ bearerAuth: [] }, {}],
       querystring: EventStreamQuerySchema,

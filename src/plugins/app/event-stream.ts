@@ -116,11 +116,11 @@ export default fp(async function eventStream (fastify) {
     hub.add(subscriber)
     if (resumeAfter !== null) {
       const typeList = types ? [...types] : null
-      void subscriber.replay((async function * () {
+      subscriber.replay((async function * () {
         for await (const page of service.after(resumeAfter, typeList)) {
           yield page.map((item): Published<StreamEvent> => ({ event: item, id: item.event.id, json: serialize(item.event) }))
         }
-      })())
+      })()).catch(err => requestLog.error({ err }, 'event stream failed'))
     }
     return subscriber
   })
