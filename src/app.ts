@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import pino from 'pino'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -78,10 +78,23 @@ const REDACT = [
   'err.params', 'err.detail'
 ]
 
+// An event-stream ticket (?ticket=, GET /api/v1/events and /ws) is a credential in the URL: logged masked.
+const TICKET_IN_URL = /([?&]ticket=)[^&]*/g
+
+/** Fastify's own request fields, with the URL's ticket masked. */
+const requestSerializer = (request: FastifyRequest) => ({
+  method: request.method,
+  url: request.url.replace(TICKET_IN_URL, '$1[redacted]'),
+  host: request.host,
+  remoteAddress: request.ip,
+  remotePort: request.socket?.remotePort
+})
+
 export function loggerOptions (config: Config, stdout: LogStream): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
     redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: { req: requestSerializer },
     ...(process.stdout.isTTY && !config.production
       ? { transport: { target: 'pino-pretty' } }
       : { stream: stdout.stream, hooks: stdout.hooks })

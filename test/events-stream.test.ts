@@ -7,7 +7,9 @@ import type { FastifyInstance } from 'fastify'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { buildApp } from '../src/app.js'
+import { Writable } from 'node:stream'
+import { buildApp, loggerOptions } from '../src/app.js'
+import { bufferedStdout } from '../src/lib/log-stream.js'
 import { as, assertError, build, createUser, testConfig, type TestUser } from './helper.js'
 
 interface StreamedEvent { id: string, type: string, createdAt: string, data: { userId: string | null, actorId: string | null, changes: unknown, user?: { id: string } } }
@@ -340,4 +342,25 @@ t.test('two instances on one database: an action on A reaches a subscriber on B 
   const summary = (ms: number[]) => { ms.sort((x, y) => x - y); return `median ${ms[5].toFixed(1)} ms, max ${ms[9].toFixed(1)} ms` }
   t.ok(Math.max(...fromRequest) < 1000, 'every one within 1 s of the request on A')
   t.comment(`fan-out A -> B: from the request ${summary(fromRequest)}; from A's answer (the commit) ${summary(fromAnswer)}`)
+})
+
+t.test('a ticket in the URL is masked in the request log', async t => {
+  const lines: string[] = []
+  const config = testConfig({}, { LOG_LEVEL: 'info' })
+  const stdout = bufferedStdout()
+  t.teardown(() => stdout.close())
+  const base = loggerOptions(config, stdout)
+  const app = await buildApp(config, {
+    logger: { ...(typeof base === 'object' ? base : {}), stream: new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } }) }
+  })
+  await app.ready()
+  t.teardown(() => app.close())
+  const user = await createUser(app)
+  const { ticket } = await ticketOf(app, user)
+  // Refused by validation, so the ticket is still live when its request is logged.
+  const res = await app.inject({ method: 'GET', url: `/api/v1/events?types=bad&ticket=${ticket}` })
+  t.equal(res.statusCode, 400)
+  await sleep(50)
+  t.ok(lines.some(line => line.includes('/api/v1/events?types=bad&ticket=[redacted]')), 'the request line has the URL, masked')
+  t.notOk(lines.some(line => line.includes(ticket)), 'the ticket is in no log line')
 })

@@ -7590,6 +7590,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description Invalid input (VALIDATION_ERROR, INVALID_TOKEN) */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Access-Control-Allow-Origin": components["headers"]["Access-Control-Allow-Origin"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, INVALID_MFA_CODE, TOKEN_EXPIRED, TOKEN_REUSED) */
             401: {
                 headers: {

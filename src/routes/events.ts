@@ -65,7 +65,8 @@ const eventsRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       description: 'For browsers (EventSource, WebSocket), which cannot send headers: pass it as ?ticket= to GET /api/v1/events or ' +
         '/api/v1/events/ws. It stands for the caller\'s login, works once, on any instance, within 60 s.',
       security,
-      response: { 200: EventTicketResponseSchema, ...errors(401, 429) }
+      // No body is read, but a malformed one sent anyway is 400 (the JSON parser runs first).
+      response: { 200: EventTicketResponseSchema, ...errors(400, 401, 429) }
     }
   }, async request => ({ success: true as const, data: await eventStream.issueTicket(request.actor!) }))
 
