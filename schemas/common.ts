@@ -60,11 +60,13 @@ const errorDescriptions: Record<number, string> = {
   401: 'Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, INVALID_MFA_CODE, TOKEN_EXPIRED, TOKEN_REUSED)',
   403: 'Not allowed (FORBIDDEN)',
   404: 'Not found (NOT_FOUND)',
+  406: 'The Accept header refuses the only media type the operation answers (NOT_ACCEPTABLE)',
   409: 'Conflict (CONFLICT, EMAIL_TAKEN)',
   412: 'If-Match does not match the current ETag (PRECONDITION_FAILED)',
   422: 'The Idempotency-Key was already used with a different request: method, path or body (IDEMPOTENCY_KEY_REUSED)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Unsupported content type (UNSUPPORTED_MEDIA_TYPE)',
+  426: 'A WebSocket endpoint reached without an Upgrade: websocket request (UPGRADE_REQUIRED)',
   429: 'Rate limited (RATE_LIMITED); Retry-After says when to retry',
   500: 'Unexpected failure (INTERNAL_ERROR)',
   503: 'A dependency is unavailable (SERVICE_UNAVAILABLE)'

@@ -40,6 +40,10 @@ import metricsRoutes from './routes/metrics.js'
 import testRoutes from './routes/test.js'
 import passkeyRoutes from './routes/passkeys.js'
 import graphqlRoutes from './routes/graphql/index.js'
+import eventsRoutes from './routes/events.js'
+import websocket from './plugins/external/websocket.js'
+import eventStream from './plugins/app/event-stream.js'
+import { EventSchema } from '../schemas/event.js'
 import { RoleSchema } from '../schemas/role.js'
 import { AuditLogEntrySchema, AuditPaginationSchema } from '../schemas/audit.js'
 import { AnalyticsBucketSchema, AnalyticsSummarySchema, AnalyticsTotalsSchema } from '../schemas/analytics.js'
@@ -69,7 +73,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, AnalyticsTotalsSchema, AnalyticsBucketSchema, AnalyticsSummarySchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema, ItemErrorSchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema, ItemErrorSchema, EventSchema
 ]
 
 const REDACT = [
@@ -88,10 +92,13 @@ const REDACT = [
   'err.params', 'err.detail'
 ]
 
-/** A URL keeps its path and query, without the values of the OAuth parameters a callback receives. */
-const OAUTH_QUERY_VALUES = /([?&](?:code|state)=)[^&#]*/g
+/**
+ * A URL keeps its path and query, without the values of the OAuth parameters a callback receives
+ * or of an event-stream ticket (?ticket=, GET /api/v1/events and /ws): credentials in a URL.
+ */
+const URL_SECRETS = /([?&](?:code|state|ticket)=)[^&#]*/g
 const censor = (value: unknown, path: string[]) => path.length === 2 && path[0] === 'req' && path[1] === 'url'
-  ? String(value).replace(OAUTH_QUERY_VALUES, '$1[redacted]')
+  ? String(value).replace(URL_SECRETS, '$1[redacted]')
   : '[redacted]'
 
 export function loggerOptions (config: Config, stdout: LogStream): FastifyServerOptions['logger'] {
@@ -178,6 +185,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(metrics)
   await app.register(rateLimit)
   await app.register(overload)
+  await app.register(websocket)
   await app.register(database)
   await app.register(auth)
   await app.register(jobs)
@@ -187,6 +195,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(idempotency)
   await app.register(eventRetention)
   await app.register(webhookDelivery)
+  await app.register(eventStream)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/api/v1/auth' })
@@ -200,6 +209,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(invitationsRoutes, { prefix: '/api/v1/invitations' })
   await app.register(graphqlRoutes, { validatorCompiler })
   await app.register(webhooksRoutes, { prefix: '/api/v1/webhooks' })
+  await app.register(eventsRoutes, { prefix: '/api/v1/events' })
   if (config.testEndpoints) await app.register(testRoutes, { prefix: '/api/v1/test' })
   await app.register(metricsRoutes)
   return app

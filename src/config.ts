@@ -67,7 +67,9 @@ export const EnvSchema = Type.Object({
   WEBHOOK_MAX_ATTEMPTS: Type.Integer({ default: 7, minimum: 1, maximum: 20 }),
   WEBHOOK_CIRCUIT_THRESHOLD: Type.Integer({ default: 10, minimum: 1 }),
   WEBHOOK_CIRCUIT_COOLDOWN: Duration('5m'),
-  WEBHOOK_SECRET_GRACE: Duration('24h')
+  WEBHOOK_SECRET_GRACE: Duration('24h'),
+  EVENTS_HEARTBEAT: Duration('15s'),
+  EVENTS_MAX_BUFFER: Type.Integer({ default: 1048576, minimum: 1024 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -161,6 +163,12 @@ export interface Config {
   webhookCircuitCooldownMs: number
   /** How long the previous secret still signs (beside the new one) after a rotation. */
   webhookSecretGraceMs: number
+  /** How often an event stream sends a heartbeat (and checks that its login is still live). */
+  eventsHeartbeatMs: number
+  /** Bytes an event stream's connection may hold unsent before its client is dropped as too slow. */
+  eventsMaxBufferBytes: number
+  /** How long an event-stream ticket stays valid (the contract's 60 s; only tests lower it). */
+  eventTicketTtlSec: number
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
 }
@@ -298,6 +306,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   const oidcRedirectUris = env.OIDC_REDIRECT_URIS.split(',').map(s => s.trim()).filter(Boolean)
   for (const uri of oidcRedirectUris) absoluteUrl('OIDC_REDIRECT_URIS', uri)
   if (oidcProviders.length > 0 && oidcRedirectUris.length === 0) throw new ConfigError('OIDC_REDIRECT_URIS is required when OIDC_PROVIDERS is set')
+  // Proxies cut a connection silent for about a minute: a heartbeat must come, and well before that.
+  const eventsHeartbeatMs = secondsOf('EVENTS_HEARTBEAT', env.EVENTS_HEARTBEAT) * 1000
+  if (eventsHeartbeatMs <= 0 || eventsHeartbeatMs > 60_000) throw new ConfigError('EVENTS_HEARTBEAT must be above 0 and at most 60s')
   const publicUrl = absoluteUrl('PUBLIC_URL', env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).href.replace(/\/+$/, '')
   return {
     env: env.NODE_ENV,
@@ -361,6 +372,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     webhookCircuitThreshold: env.WEBHOOK_CIRCUIT_THRESHOLD,
     webhookCircuitCooldownMs: secondsOf('WEBHOOK_CIRCUIT_COOLDOWN', env.WEBHOOK_CIRCUIT_COOLDOWN) * 1000,
     webhookSecretGraceMs: secondsOf('WEBHOOK_SECRET_GRACE', env.WEBHOOK_SECRET_GRACE) * 1000,
+    eventsHeartbeatMs,
+    eventsMaxBufferBytes: env.EVENTS_MAX_BUFFER,
+    eventTicketTtlSec: 60,
     argon2MemoryKiB: 19456
   }
 }

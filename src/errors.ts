@@ -22,6 +22,8 @@ export const forbidden = (message = 'You do not have permission to do this') => 
 export const notFound = (what = 'Resource') => new AppError(404, 'NOT_FOUND', `${what} not found`)
 export const conflict = (message: string) => new AppError(409, 'CONFLICT', message)
 export const emailTaken = () => new AppError(409, 'EMAIL_TAKEN', 'A user with this email already exists', [{ field: 'email', message: 'is already taken' }])
+export const notAcceptable = (message: string) => new AppError(406, 'NOT_ACCEPTABLE', message)
+export const upgradeRequired = () => new AppError(426, 'UPGRADE_REQUIRED', 'This endpoint is a WebSocket: connect with an Upgrade: websocket request', undefined, { upgrade: 'websocket', connection: 'Upgrade' })
 export const preconditionFailed = () => new AppError(412, 'PRECONDITION_FAILED', 'The resource has changed since it was read (If-Match does not match)')
 export const invalidToken = (message = 'The token is invalid or expired') => new AppError(400, 'INVALID_TOKEN', message)
 export const tokenReused = () => new AppError(401, 'TOKEN_REUSED', 'The refresh token was already used; every token of this login has been revoked')

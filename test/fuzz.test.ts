@@ -16,7 +16,7 @@ const LEAKS = [/\bat .*\(.*:\d+:\d+\)/, /node_modules|\/src\/|\.ts:\d+/, /\b(SEL
 type Json = Record<string, unknown>
 interface Schema { type?: string, properties?: Record<string, Schema>, required?: string[], items?: Schema, anyOf?: Schema[], enum?: unknown[], $ref?: string, format?: string, pattern?: string, minLength?: number, maxLength?: number, minimum?: number, maximum?: number, maxItems?: number, uniqueItems?: boolean }
 interface Parameter { in: string, name: string, schema: Schema }
-interface Operation { method: string, path: string, parameters: Parameter[], body?: Schema }
+interface Operation { method: string, path: string, parameters: Parameter[], body?: Schema, streams: boolean }
 
 type ActorName = 'admin' | 'user'
 interface Actor extends TestUser { sessionId: string }
@@ -192,7 +192,11 @@ t.test('schema-driven fuzzing of every operation', async t => {
   const resolve = (ref: string) => document.components.schemas[ref.replace('#/components/schemas/', '')]
   HINTS.fields = fc.subarray(Object.keys(document.components.schemas.UserFields.properties ?? {}), { minLength: 1 }).map(f => f.join(','))
   const operations: Operation[] = Object.entries(document.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({
-    method: method.toUpperCase(), path, parameters: op.parameters ?? [], body: op.requestBody?.content['application/json']?.schema
+    method: method.toUpperCase(),
+    path,
+    parameters: op.parameters ?? [],
+    body: op.requestBody?.content['application/json']?.schema,
+    streams: Boolean((op as { responses?: Record<string, { content?: Record<string, unknown> }> }).responses?.['200']?.content?.['text/event-stream'])
   })))
 
   const makeActor = async (roles: string[]): Promise<Actor> => {
@@ -288,7 +292,8 @@ t.test('schema-driven fuzzing of every operation', async t => {
     const takesEmailToken = 'token' in (op.body?.properties ?? {})
     await t.resolves(fc.assert(fc.asyncProperty(sample, async ({ auth, path: values, query, headers, body }) => {
       if (takesEmailToken) await readEmailTokens()
-      await send(op.method, fill(op.path, values) + (query.length ? `?${query.join('&')}` : ''), auth, headers, body)
+      // A stream never ends under inject: asking for JSON makes it answer 406 once authentication and validation passed, so those are still fuzzed.
+      await send(op.method, fill(op.path, values) + (query.length ? `?${query.join('&')}` : ''), auth, op.streams ? { ...headers, accept: 'application/json' } : headers, body)
     }), { seed: SEED + index, numRuns: RUNS_PER_OPERATION }), `${op.method} ${op.path}`)
   }
 

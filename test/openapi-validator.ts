@@ -95,6 +95,9 @@ export function createResponseValidator (openapi: object) {
           : pointer('components', 'responses', sharedName!, 'content', 'application/json', 'schema')
         problems.push(...bodyProblems(answer, ref).map(p => `${p} (${where} ${status})`))
       }
+    } else if (response.content?.['text/event-stream']) {
+      // A stream (GET /api/v1/events, over real HTTP): its frames are not JSON; the media type is what is checked.
+      if (!String(answer.headers['content-type'] ?? '').startsWith('text/event-stream')) problems.push(`${where} ${status}: content-type ${answer.headers['content-type']} is not text/event-stream`)
     } else if (answer.body !== '') {
       problems.push(`${where} ${status} documents no body, yet one was sent`)
     }

@@ -25,8 +25,8 @@ t.test('the document is valid OpenAPI 3 and describes every operation fully', as
       t.ok(operation.tags?.length, `${where} has tags`)
       t.ok(operation.summary, `${where} has a summary`)
       const statuses = Object.keys(operation.responses)
-      // A browser sign-in step succeeds with a redirect (the contract's OpenID Connect authorize and callback).
-      t.ok(statuses.some(s => s.startsWith('2') || s === '302'), `${where} documents a success`)
+      // A browser sign-in step succeeds with a redirect (the contract's OpenID Connect authorize and callback), a WebSocket with 101.
+      t.ok(statuses.some(s => s.startsWith('2') || s === '302' || s === '101'), `${where} documents a success`)
       for (const status of statuses.filter(s => Number(s) >= 400)) {
         const schema = operation.responses[status].content?.['application/json']?.schema
         t.equal(schema?.$ref, '#/components/schemas/Error', `${where} ${status} uses the error envelope`)

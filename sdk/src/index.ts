@@ -2,12 +2,14 @@ import createFetchClient, { type Client } from 'openapi-fetch'
 import { authenticating, createSession, type Tokens } from './auth.js'
 import { ApiError, throwOnError } from './errors.js'
 import { retrying, type Fetch, type RetryOptions } from './retry.js'
+import { streamEvents, type Event, type EventStreamOptions } from './events.js'
 import type { components, paths } from './schema.js'
 
 export { ApiError, type ErrorCode, type ErrorDetail } from './errors.js'
 export type { Tokens } from './auth.js'
 export type { RetryOptions } from './retry.js'
 export { verifyWebhook, WebhookVerificationError, type VerifyWebhookOptions } from './webhooks.js'
+export type { Event, EventStreamOptions } from './events.js'
 export type { components, operations, paths } from './schema.js'
 
 type Schemas = components['schemas']
@@ -107,6 +109,8 @@ export type UserManagementClient = Client<paths> & {
    * counts are summed and each failed entry's index is its position in `users`.
    */
   importUsers (users: ImportEntry[], options?: { onConflict?: 'fail' | 'skip' | 'update' }): Promise<ImportResult>
+  /** The live events the caller may see (GET /api/v1/events), resuming with Last-Event-ID after a dropped connection. */
+  events (options?: EventStreamOptions): AsyncGenerator<Event>
 }
 
 interface Page<T> { data: T[], pagination: { nextCursor: string | null } }
@@ -135,7 +139,8 @@ export function createClient (options: ClientOptions): UserManagementClient {
     const { data } = await anonymous.POST('/api/v1/auth/refresh', { body: { refreshToken } })
     return data!.data
   })
-  const client = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: authenticating(send, session) })
+  const authenticated = authenticating(send, session)
+  const client = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: authenticated })
   client.use(throwOnError)
 
   return {
@@ -193,6 +198,9 @@ export function createClient (options: ClientOptions): UserManagementClient {
         total.failed.push(...answer.failed.map(failure => ({ ...failure, index: failure.index + offset })))
       }
       return total
+    },
+    events (eventOptions: EventStreamOptions = {}) {
+      return streamEvents(authenticated, options.baseUrl, eventOptions)
     }
   }
 }

@@ -44,7 +44,8 @@ function delayOf (response: Response): number {
   return Number.isNaN(date) ? Infinity : Math.max(0, date - Date.now())
 }
 
-function sleep (ms: number, signal: AbortSignal | null): Promise<void> {
+/** Waits, or rejects when the signal aborts first. */
+export function sleep (ms: number, signal: AbortSignal | null): Promise<void> {
   // Older React Native signals carry no reason.
   const aborted = () => signal?.reason ?? new Error('The request was aborted')
   return new Promise((resolve, reject) => {

@@ -10,6 +10,8 @@ export interface TtlCache<T> {
   get (key: string): Promise<T | undefined>
   set (key: string, value: T, ttlSec: number): Promise<void>
   delete (key: string): Promise<void>
+  /** The entry, removed in the same step: of two callers taking one key at once, only one gets it (single-use values). */
+  take (key: string): Promise<T | undefined>
 }
 
 /** In-process TtlCache: a Map kept in insertion order, so the oldest entries go first when it is full. */
@@ -36,6 +38,11 @@ export function createMemoryTtlCache<T> (maxEntries = 10_000, now = () => Date.n
     },
     async delete (key) {
       entries.delete(key)
+    },
+    async take (key) {
+      const entry = entries.get(key)
+      entries.delete(key)
+      return entry && entry.expiresAt > now() ? entry.value : undefined
     }
   }
 }
@@ -53,6 +60,10 @@ export function createRedisTtlCache<T> (redis: RedisClient, namespace: string): 
     },
     async delete (key) {
       await redis.del(namespace + key)
+    },
+    async take (key) {
+      const json = await redis.getdel(namespace + key)
+      return json === null ? undefined : JSON.parse(json) as T
     }
   }
 }
@@ -69,6 +80,7 @@ export function createResilientTtlCache<T> (redis: RedisClient | null, namespace
   return {
     get: key => pick(cache => cache.get(key)),
     set: (key, value, ttlSec) => pick(cache => cache.set(key, value, ttlSec)),
-    delete: key => pick(cache => cache.delete(key))
+    delete: key => pick(cache => cache.delete(key)),
+    take: key => pick(cache => cache.take(key))
   }
 }

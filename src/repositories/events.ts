@@ -41,3 +41,8 @@ export async function purgeEventsBefore (db: Executor, cutoff: Date, limit: numb
       order by seq limit ${limit})`.execute(db)
   return Number(result.numAffectedRows ?? 0)
 }
+
+/** The events with these ids that are still kept, oldest first (the live streams read what a batch of notifications named). */
+export function listEventsByIds (db: Executor, ids: string[]) {
+  return db.selectFrom('events').select(EVENT_COLUMNS).where('id', 'in', ids).orderBy('seq', 'asc').execute()
+}

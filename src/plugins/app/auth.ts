@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest, onSendHookHandler, preHandlerAsyncHo
 import { AppError, unauthorized } from '../../errors.js'
 import { createAccessTokenSigner } from '../../lib/access-token.js'
 import type { AccessClaims } from '../../services/auth.js'
-import { createAuthStateService } from '../../services/auth-state.js'
+import { createAuthStateService, type AuthStateService } from '../../services/auth-state.js'
 import { authorizeActor, type Access, type Actor } from '../../services/context.js'
 import type { Permission } from '../../../schemas/auth.js'
 import '../../lib/route-config.js'
@@ -15,6 +15,8 @@ declare module 'fastify' {
     /** A permission (with `self`: or the user itself, by the route's :id), or an entry of ACCESS (src/services/context.ts). */
     authorize: (access: Permission | Access, options?: { self?: boolean }) => preHandlerAsyncHookHandler
     signAccessToken: (claims: AccessClaims) => string
+    /** Whether a login is still live, and its permissions now (the event streams check it while they run). */
+    authStates: AuthStateService
   }
   interface FastifyRequest { actor: Actor | null }
 }
@@ -43,6 +45,7 @@ export default fp(async function auth (fastify) {
   fastify.decorateRequest('actor', null)
 
   const authStates = createAuthStateService({ db: fastify.database.db })
+  fastify.decorate('authStates', authStates)
   await fastify.database.listen('auth_state_changed', {
     onMessage: userId => authStates.changed(userId),
     onListening: listening => authStates.setCaching(listening)

@@ -143,6 +143,7 @@ export default fp(async function swagger (fastify) {
         { name: 'roles', description: 'Roles and their permissions' },
         { name: 'audit', description: 'The audit trail' },
         { name: 'analytics', description: 'Sign-up and login figures from the audit trail' },
+        { name: 'events', description: 'Real-time events: Server-Sent Events, WebSocket, tickets for browsers' },
         { name: 'invitations', description: 'Inviting people to create an account' },
         { name: 'graphql', description: 'GraphQL over the same services and permission checks (schema: openapi/schema.graphql)' },
         { name: 'webhooks', description: 'Webhooks: events POSTed to your URL, signed per Standard Webhooks, and their delivery log' },
