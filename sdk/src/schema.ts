@@ -10109,8 +10109,6 @@ export interface operations {
                 types?: string;
                 /** @description Resume after this event (within 24 h), as the Last-Event-ID header does; for clients that cannot send headers */
                 lastEventId?: string;
-                /** @description A ticket from POST /api/v1/events/ticket, instead of the Authorization header (single use, 60 s) */
-                ticket?: string;
             };
             header?: {
                 /** @description Resume after this event (within 24 h); EventSource sends it when it reconnects */
@@ -10218,8 +10216,6 @@ export interface operations {
                 types?: string;
                 /** @description Resume after this event (within 24 h), as the Last-Event-ID header does; for clients that cannot send headers */
                 lastEventId?: string;
-                /** @description A ticket from POST /api/v1/events/ticket, instead of the Authorization header (single use, 60 s) */
-                ticket?: string;
             };
             header?: never;
             path?: never;

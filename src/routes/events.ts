@@ -83,7 +83,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       tags: ['events'],
       summary: 'The event stream (Server-Sent Events)',
       description: `Needs a Bearer token or ?ticket=. ${STREAM_QUERY}`,
-      security: [{ bearerAuth: [] }, {}],
+      security: [{ bearerAuth: [] }, { eventTicket: [] }],
       querystring: EventStreamQuerySchema,
       headers: EventStreamHeadersSchema,
       response: { 200: EventStreamResponse as unknown as TSchema, ...errors(400, 401, 406, 429) }
@@ -115,7 +115,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'The event stream over a WebSocket',
       description: 'Connect with a WebSocket (Upgrade: websocket) and ?ticket= (or a Bearer token, for clients that can send it); one JSON ' +
         `text message per event. A plain GET is 426. ${STREAM_QUERY}`,
-      security: [{ bearerAuth: [] }, {}],
+      security: [{ bearerAuth: [] }, { eventTicket: [] }],
       querystring: EventStreamQuerySchema,
       response: { 101: SwitchingProtocolsResponse, ...errors(400, 401, 426, 429) }
     },

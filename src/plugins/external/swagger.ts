@@ -157,6 +157,13 @@ export default fp(async function swagger (fastify) {
             bearerFormat: 'JWT',
             description: 'The accessToken of a login. Checked as RFC8725 advises: HS256 only (alg none and every other algorithm refused), ' +
               'issuer, audience, expiry and token type required and verified; also refused once its login is revoked or its user deleted or suspended.'
+          },
+          eventTicket: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'ticket',
+            description: 'For the event streams only, from clients that cannot send headers (browsers\' EventSource and WebSocket): ' +
+              'a ticket from POST /api/v1/events/ticket, single use and valid 60 s, masked in logs.'
           }
         },
         headers: SHARED_HEADERS,
