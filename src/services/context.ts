@@ -56,13 +56,3 @@ export function authorizeActor (actor: Actor | null, access: Access, targetId?: 
   if (access.self && targetId === actor.id) return actor
   throw forbidden()
 }
-
-/** authorizeActor as a yes or no, for a caller checked once per item (the batch). */
-export function permits (actor: Actor | null, access: Access, targetId?: string): boolean {
-  try {
-    authorizeActor(actor, access, targetId)
-    return true
-  } catch {
-    return false
-  }
-}

@@ -1,10 +1,10 @@
 import type { DB } from '../db/connect.js'
-import { AppError, batchFailed, clientFailure, forbidden, itemError, unauthorized, validationError } from '../errors.js'
+import { AppError, batchFailed, clientFailure, itemError, validationError } from '../errors.js'
 import { INVALID_REQUEST, type BodyCheck } from '../lib/validation.js'
 import { inSavepoint } from '../repositories/savepoints.js'
 import type { BatchOp, UserBatch, UserBatchOperation, UserBatchResult } from '../../schemas/user-bulk.js'
 import type { User, UserCreate, UserPatch } from '../../schemas/user.js'
-import { permits, type RequestContext } from './context.js'
+import { authorizeActor, type RequestContext } from './context.js'
 import { USER_ACCESS } from './user-access.js'
 import type { UsersService, Write } from './users.js'
 
@@ -28,7 +28,7 @@ export function createUsersBatchService ({ db, users, checks }: { db: DB, users:
     if (op !== 'create') checks.id({ id })
     if (op === 'create') checks.create(body)
     if (op === 'update') checks.patch(body)
-    if (!permits(ctx.actor, USER_ACCESS[op], id)) throw ctx.actor ? forbidden() : unauthorized()
+    authorizeActor(ctx.actor, USER_ACCESS[op], id)
     switch (op) {
       case 'create': return users.writes.create(ctx, body as UserCreate)
       case 'update': return users.writes.patch(ctx, id!, body as UserPatch)
