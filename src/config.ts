@@ -83,6 +83,11 @@ export interface Config {
   databaseReplicaUrl?: string
   /** A directory for the embedded database, or 'memory://' to keep it in memory. */
   dataDir: string
+  /**
+   * A dump of an embedded database (PGlite's dumpDataDir) that a 'memory://' one starts from, so
+   * it skips initdb and the migrations the dump already holds: the tests' many apps start 3× faster.
+   */
+  embeddedTemplate?: Blob
   dbPoolSize: number
   dbStatementTimeoutMs: number
   redisUrl?: string

@@ -1,13 +1,49 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm as pgTrgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import { Kysely } from 'kysely'
+import { assertMigrated, createMigrator } from '../src/db/migrate.js'
+import { PGliteDialect } from '../src/db/pglite-dialect.js'
 import { createResponseValidator } from './openapi-validator.js'
 
 export const PASSWORD = 'Correct-Horse-9'
+
+/**
+ * The embedded database every test app starts from: the migrations applied once to a fresh PGlite
+ * and dumped, kept in the temp directory under a hash of the migrations and PGlite's version, so
+ * the suite's processes make it once between them (an app still runs the migrator on start: a no-op).
+ */
+async function embeddedTemplate (): Promise<Blob> {
+  const hash = createHash('sha256')
+  hash.update(JSON.parse(readFileSync(new URL('../node_modules/@electric-sql/pglite/package.json', import.meta.url), 'utf8')).version)
+  const migrations = new URL('../db/migrations/', import.meta.url)
+  for (const file of readdirSync(migrations).sort()) hash.update(file).update(readFileSync(new URL(file, migrations)))
+  const path = join(tmpdir(), `user-management-pglite-${hash.digest('hex').slice(0, 16)}.tar`)
+  try {
+    return new Blob([readFileSync(path)])
+  } catch {}
+  const client = new PGlite({ extensions: { pg_trgm: pgTrgm } })
+  const db = new Kysely<any>({ dialect: new PGliteDialect(client) })
+  assertMigrated(await createMigrator(db).migrateToLatest())
+  const dump = await client.dumpDataDir('none')
+  await db.destroy()
+  // Written under another name first: a process reading it never sees half a file.
+  const partial = `${path}.${process.pid}.partial`
+  writeFileSync(partial, Buffer.from(await dump.arrayBuffer()))
+  renameSync(partial, path)
+  return dump
+}
+
+const template = process.env.DATABASE_URL ? undefined : await embeddedTemplate()
 
 /**
  * The test configuration: embedded PostgreSQL in memory unless DATABASE_URL names a real
@@ -34,7 +70,7 @@ export function testConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     ...env
   })
   // A Redis key prefix per app, so test files sharing one Redis never share counters.
-  return { ...config, argon2MemoryKiB: 1024, redisKeyPrefix: `test:${randomUUID()}:`, ...overrides }
+  return { ...config, argon2MemoryKiB: 1024, redisKeyPrefix: `test:${randomUUID()}:`, embeddedTemplate: template, ...overrides }
 }
 
 interface Tap { teardown (fn: () => unknown): void }

@@ -9,7 +9,7 @@ import { testConfig } from './helper.js'
 const log = pino({ level: 'silent' })
 
 t.test('migrations go up, all the way down, and up again (embedded)', async t => {
-  const database = await connectDatabase(testConfig({ databaseUrl: undefined }), log)
+  const database = await connectDatabase(testConfig({ databaseUrl: undefined, embeddedTemplate: undefined }), log)
   t.teardown(() => database.close())
   const migrator = createMigrator(database.db)
   t.ok(assertMigrated(await migrator.migrateToLatest()).length >= 1)

@@ -174,7 +174,11 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger, o
   const { pg_trgm: pgTrgm } = await import('@electric-sql/pglite/contrib/pg_trgm')
   const inMemory = config.dataDir === 'memory://' || config.dataDir === ':memory:'
   if (!inMemory) await mkdir(config.dataDir, { recursive: true })
-  const client = new PGlite({ dataDir: inMemory ? undefined : config.dataDir, extensions: { pg_trgm: pgTrgm } })
+  const client = new PGlite({
+    dataDir: inMemory ? undefined : config.dataDir,
+    loadDataDir: inMemory ? config.embeddedTemplate : undefined,
+    extensions: { pg_trgm: pgTrgm }
+  })
   // As for the pool above: the session's threshold for a fuzzy search word's `<%`.
   await client.exec(`set pg_trgm.word_similarity_threshold = ${FUZZY_WORD_SIMILARITY}`)
   const db = new Kysely<Database>({ dialect: new PGliteDialect(client), plugins: [camelCase], log: logQuery })

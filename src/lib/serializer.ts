@@ -57,11 +57,27 @@ function objectUnion (anyOf: unknown[], resolve: Resolve): Schema | undefined {
   return { type: 'object', properties: { ...a.properties, ...b.properties }, ...(required.length ? { required } : {}) }
 }
 
-/** Fastify's own serializer factory (fast-json-stringify), given the rewritten schemas. */
+/**
+ * Fastify's own serializer factory (fast-json-stringify), given the rewritten schemas. Each
+ * distinct schema is compiled once per process: the error envelope alone recurs for every status
+ * of every route, and every app built in the process (the tests build hundreds) shares them.
+ */
 export const buildSerializer: SerializerFactory = (externalSchemas, options) => {
   const shared = (externalSchemas ?? {}) as Record<string, Schema>
   const resolve: Resolve = ref => shared[ref.replace(/#$/, '')]
   const rewritten = Object.fromEntries(Object.entries(shared).map(([id, schema]) => [id, serializationSchema(schema, resolve)]))
-  const compile = SerializerSelector()(rewritten, options)
-  return route => compile({ ...route, schema: serializationSchema(route.schema, resolve) })
+  const setting = JSON.stringify([rewritten, options ?? null])
+  let known = serializers.get(setting)
+  if (!known) serializers.set(setting, known = { compile: SerializerSelector()(rewritten, options), compiled: new Map() })
+  const { compile, compiled } = known
+  return route => {
+    const schema = serializationSchema(route.schema, resolve)
+    const key = JSON.stringify(schema)
+    let serialize = compiled.get(key)
+    if (!serialize) compiled.set(key, serialize = compile({ ...route, schema }))
+    return serialize
+  }
 }
+
+type Serialize = ReturnType<ReturnType<ReturnType<typeof SerializerSelector>>>
+const serializers = new Map<string, { compile: ReturnType<ReturnType<typeof SerializerSelector>>, compiled: Map<string, Serialize> }>()

@@ -1,4 +1,4 @@
-import { Ajv, type ErrorObject, type Options } from 'ajv'
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
 import type { TSchema } from '@sinclair/typebox'
@@ -34,6 +34,8 @@ function withStorableStrings (schema: unknown): unknown {
  * so they are coerced.
  */
 export function createValidatorCompiler (sharedSchemas: TSchema[]): FastifySchemaCompiler<TSchema> {
+  const known = compilers.get(sharedSchemas)
+  if (known) return known
   const make = (coerceTypes: Options['coerceTypes']) => {
     const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: true, strict: false })
     addFormats.default(ajv)
@@ -43,8 +45,21 @@ export function createValidatorCompiler (sharedSchemas: TSchema[]): FastifySchem
   }
   const strict = make(false)
   const coercing = make('array')
-  return ({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(withStorableStrings(schema) as TSchema)
+  const compiled = new Map<string, ValidateFunction>()
+  const compiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+    const ajv = httpPart === 'body' ? strict : coercing
+    const key = `${httpPart === 'body' ? 'body' : 'text'} ${JSON.stringify(schema)}`
+    let validate = compiled.get(key)
+    if (!validate) compiled.set(key, validate = ajv.compile(withStorableStrings(schema) as TSchema))
+    return validate
+  }
+  compilers.set(sharedSchemas, compiler)
+  return compiler
 }
+
+// Each distinct schema is compiled once per process: the same params, query and body schemas recur
+// on many routes, and every app built in the process (the tests build hundreds) shares them.
+const compilers = new WeakMap<TSchema[], FastifySchemaCompiler<TSchema>>()
 
 export const INVALID_REQUEST = 'The request is invalid'
 
