@@ -71,6 +71,12 @@ t.test('soft-deleted users are erased after RETENTION_DELETED_USERS, as POST /er
   t.notOk(JSON.stringify(row).includes(due.email), 'the users row no longer holds the email')
   t.ok(row.erasedAt, 'erased_at set')
 
+  // A user listed for erasure and restored before its turn: erase checks the deletion again under the row's lock.
+  const system = { actor: null, actorId: null, ip: null, userAgent: null, requestId: 'test' }
+  t.equal(await app.usersService.erase(system, restored.id, new Date()), false, 'a restored user is not erased by retention')
+  t.equal(await app.usersService.erase(system, recent.id, new Date('1926-01-01T00:00:00Z')), false, 'nor one deleted after the cutoff')
+  t.equal((await as(app, admin, { method: 'GET', url: `/api/v1/users/${restored.id}` })).statusCode, 200, 'still there')
+
   const again = await app.retention.run()
   t.equal((await auditOf(due.id, '&action=user.erased')).length, 1, 'a later run does not erase it again')
   t.ok(again, 'a second run ran')

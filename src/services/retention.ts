@@ -23,8 +23,8 @@ export type RetentionReport = Record<RetentionKind, number>
 export interface RetentionService {
   /**
    * Purges everything past its retention now, in batches; resolves to the rows per kind, or to
-   * undefined when another instance is running the purge (one at a time). Concurrent calls on
-   * this instance share one run.
+   * undefined when another instance is running the purge (one at a time). Rejects when a kind
+   * failed (the others were purged). Concurrent calls on this instance share one run.
    */
   run (): Promise<RetentionReport | undefined>
 }
@@ -78,31 +78,43 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
     return erased
   }
 
-  async function purgeAll (): Promise<RetentionReport> {
+  /** Every kind in turn; one that fails is logged and the others still go. */
+  async function purgeAll () {
     const now = Date.now()
     const before = (ms: number) => new Date(now - ms)
     const report = { deleted_users: 0, audit: 0 } as RetentionReport
-    // Erasures first: they remove the user's tokens and logins themselves, and write their audit row now.
-    if (config.retentionDeletedUsersMs !== undefined) report.deleted_users = await eraseDeletedUsers(before(config.retentionDeletedUsersMs))
-    if (config.retentionAuditMs !== undefined) {
-      const cutoff = before(config.retentionAuditMs)
-      report.audit = await inBatches(() => purgeAuditBatch(db, cutoff, RETENTION_BATCH))
+    const failed: RetentionKind[] = []
+    const purge = async (kind: RetentionKind, work: () => Promise<number>) => {
+      try {
+        report[kind] = await work()
+      } catch (err) {
+        report[kind] = 0
+        failed.push(kind)
+        log.error({ err, kind }, 'retention: purging failed; the other kinds go on')
+      }
     }
+    // Erasures first: they remove the user's tokens and logins themselves, and write their audit row now.
+    const { retentionDeletedUsersMs: deletedUsersMs, retentionAuditMs: auditMs } = config
+    if (deletedUsersMs !== undefined) await purge('deleted_users', () => eraseDeletedUsers(before(deletedUsersMs)))
+    if (auditMs !== undefined) await purge('audit', () => inBatches(() => purgeAuditBatch(db, before(auditMs), RETENTION_BATCH)))
     for (const kind of Object.keys(PURGE_RULES) as PurgeKind[]) {
       const cutoff = before(keptMs[PURGE_RULES[kind].kept])
-      report[kind] = await inBatches(() => purgeBatch(db, kind, cutoff, RETENTION_BATCH))
+      await purge(kind, () => inBatches(() => purgeBatch(db, kind, cutoff, RETENTION_BATCH)))
     }
-    return report
+    return { report, failed }
   }
 
   let running: Promise<RetentionReport | undefined> | undefined
   async function runExclusive () {
-    const report = await whileHoldingLock(db, dbKind, LOCK, purgeAll)
-    if (!report) return undefined
+    const outcome = await whileHoldingLock(db, dbKind, LOCK, purgeAll)
+    if (!outcome) return undefined
+    const { report, failed } = outcome
     for (const [kind, rows] of Object.entries(report)) metrics.retentionPurged(kind, rows)
-    metrics.retentionRan(new Date())
     const purged = Object.entries(report).filter(([, rows]) => rows > 0)
     if (purged.length > 0) log.info({ purged: Object.fromEntries(purged) }, 'retention purge done')
+    // A failed kind fails the run (and so its job), after the others were purged and counted.
+    if (failed.length > 0) throw new Error(`retention: purging ${failed.join(', ')} failed`)
+    metrics.retentionRan(new Date())
     return report
   }
   const run = () => {
