@@ -27,6 +27,8 @@ export interface RetentionService {
    * failed (the others were purged). Concurrent calls on this instance share one run.
    */
   run (): Promise<RetentionReport | undefined>
+  /** Ends a run in progress after its current statement (the rest waits for the next run) and waits for it. */
+  stop (): Promise<void>
 }
 
 /**
@@ -47,6 +49,7 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
   metrics: AppMetrics
 }): Promise<RetentionService> {
   const keptMs = { ended: config.retentionEndedMs, none: 0, events: EVENT_RETENTION_MS }
+  let stopped = false
 
   /** Runs batches until one comes back short (nothing more is due) or the cap; the rows purged. */
   async function inBatches (batch: () => Promise<number>) {
@@ -54,7 +57,7 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
     for (let i = 0; i < MAX_BATCHES_PER_KIND; i++) {
       const purged = await batch()
       total += purged
-      if (purged < RETENTION_BATCH) break
+      if (purged < RETENTION_BATCH || stopped) break
     }
     return total
   }
@@ -66,6 +69,7 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
     for (let i = 0; i < MAX_BATCHES_PER_KIND; i++) {
       const due = await listUsersDeletedBefore(db, cutoff, after, RETENTION_BATCH)
       for (const user of due) {
+        if (stopped) return erased
         try {
           if (await users.erase(RETENTION_CONTEXT, user.id, cutoff)) erased++
         } catch (err) {
@@ -82,7 +86,7 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
   async function purgeAll () {
     const now = Date.now()
     const before = (ms: number) => new Date(now - ms)
-    const report = { deleted_users: 0, audit: 0 } as RetentionReport
+    const report = Object.fromEntries(['deleted_users', 'audit', ...Object.keys(PURGE_RULES)].map(kind => [kind, 0])) as RetentionReport
     const failed: RetentionKind[] = []
     const purge = async (kind: RetentionKind, work: () => Promise<number>) => {
       try {
@@ -98,6 +102,7 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
     if (deletedUsersMs !== undefined) await purge('deleted_users', () => eraseDeletedUsers(before(deletedUsersMs)))
     if (auditMs !== undefined) await purge('audit', () => inBatches(() => purgeAuditBatch(db, before(auditMs), RETENTION_BATCH)))
     for (const kind of Object.keys(PURGE_RULES) as PurgeKind[]) {
+      if (stopped) break
       const cutoff = before(keptMs[PURGE_RULES[kind].kept])
       await purge(kind, () => inBatches(() => purgeBatch(db, kind, cutoff, RETENTION_BATCH)))
     }
@@ -118,6 +123,7 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
     return report
   }
   const run = () => {
+    if (stopped) return Promise.resolve(undefined)
     running ??= runExclusive().finally(() => { running = undefined })
     return running
   }
@@ -130,8 +136,16 @@ export async function createRetentionService ({ db, dbKind, config, jobs, users,
     retryLimit: 0,
     retryDelaySec: 60,
     retryBackoff: false,
-    async handler () { await run() }
+    async handler () {
+      await run().catch(err => { log.error({ err }, 'retention run failed'); throw err })
+    }
   })
 
-  return { run }
+  return {
+    run,
+    async stop () {
+      stopped = true
+      await running?.catch(() => {})
+    }
+  }
 }
