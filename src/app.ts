@@ -29,7 +29,7 @@ import rateLimit from './plugins/external/rate-limit.js'
 import metrics from './plugins/app/metrics.js'
 import emailDelivery from './plugins/app/email-delivery.js'
 import jobs from './plugins/app/jobs.js'
-import eventRetention from './plugins/app/event-retention.js'
+import retention from './plugins/app/retention.js'
 import webhookDelivery from './plugins/app/webhook-delivery.js'
 import webhooksRoutes from './routes/webhooks.js'
 import rolesRoutes from './routes/roles.js'
@@ -193,7 +193,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(services)
   // Before the routes: it adds its hooks to each POST as the route is added.
   await app.register(idempotency)
-  await app.register(eventRetention)
+  await app.register(retention)
   await app.register(webhookDelivery)
   await app.register(eventStream)
 

@@ -5,7 +5,10 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseDuration } from './lib/duration.js'
 
-const Duration = (defaultValue: string) => Type.String({ default: defaultValue, pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|min|h|d)?\\s*$' })
+const DURATION = '\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|min|h|d)?\\s*'
+const Duration = (defaultValue: string) => Type.String({ default: defaultValue, pattern: `^${DURATION}$` })
+/** A duration with no default: unset or empty (as docker-compose passes an unset variable) means none. */
+const OptionalDuration = () => Type.Optional(Type.String({ pattern: `^(${DURATION})?$` }))
 
 export const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
@@ -69,7 +72,11 @@ export const EnvSchema = Type.Object({
   WEBHOOK_CIRCUIT_COOLDOWN: Duration('5m'),
   WEBHOOK_SECRET_GRACE: Duration('24h'),
   EVENTS_HEARTBEAT: Duration('15s'),
-  EVENTS_MAX_BUFFER: Type.Integer({ default: 1048576, minimum: 1024 })
+  EVENTS_MAX_BUFFER: Type.Integer({ default: 1048576, minimum: 1024 }),
+  RETENTION_DELETED_USERS: OptionalDuration(),
+  RETENTION_AUDIT: OptionalDuration(),
+  RETENTION_ENDED: Duration('7d'),
+  RETENTION_INTERVAL: Duration('1h')
 })
 type Env = Static<typeof EnvSchema>
 
@@ -172,6 +179,14 @@ export interface Config {
   eventsHeartbeatMs: number
   /** Bytes an event stream's connection may hold unsent before its client is dropped as too slow. */
   eventsMaxBufferBytes: number
+  /** Retention (services/retention.ts). Soft-deleted users are erased this long after their deletion; unset: never. */
+  retentionDeletedUsersMs?: number
+  /** Audit rows older than this are deleted; unset: kept for ever. */
+  retentionAuditMs?: number
+  /** How long spent or expired tokens, ended logins, sent emails and finished webhook deliveries are kept after they end. */
+  retentionEndedMs: number
+  /** How often the purge runs (on one instance); 0: only when called (retention.run). */
+  retentionIntervalMs: number
   /** How long an event-stream ticket stays valid (the contract's 60 s; only tests lower it). */
   eventTicketTtlSec: number
   /** argon2 memory cost in KiB; only tests lower it. */
@@ -211,6 +226,11 @@ function parseClusterNodes (value: string | undefined): Config['redisClusterNode
   })
   if (nodes.length === 0) throw new ConfigError('REDIS_CLUSTER_NODES: no host:port given')
   return nodes
+}
+
+/** An optional duration in ms: undefined when unset or empty. */
+function optionalMsOf (name: string, value: string | undefined): number | undefined {
+  return value === undefined || value.trim() === '' ? undefined : secondsOf(name, value) * 1000
 }
 
 function secondsOf (name: string, value: string): number {
@@ -314,6 +334,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   // Proxies cut a connection silent for about a minute: a heartbeat must come, and well before that.
   const eventsHeartbeatMs = secondsOf('EVENTS_HEARTBEAT', env.EVENTS_HEARTBEAT) * 1000
   if (eventsHeartbeatMs <= 0 || eventsHeartbeatMs > 60_000) throw new ConfigError('EVENTS_HEARTBEAT must be above 0 and at most 60s')
+  // The job queue offers a recurring job once per whole number of seconds.
+  const retentionIntervalMs = secondsOf('RETENTION_INTERVAL', env.RETENTION_INTERVAL) * 1000
+  if (retentionIntervalMs > 0 && retentionIntervalMs < 1000) throw new ConfigError('RETENTION_INTERVAL must be 0 (off) or at least 1s')
   const publicUrl = absoluteUrl('PUBLIC_URL', env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).href.replace(/\/+$/, '')
   return {
     env: env.NODE_ENV,
@@ -379,6 +402,10 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     webhookSecretGraceMs: secondsOf('WEBHOOK_SECRET_GRACE', env.WEBHOOK_SECRET_GRACE) * 1000,
     eventsHeartbeatMs,
     eventsMaxBufferBytes: env.EVENTS_MAX_BUFFER,
+    retentionDeletedUsersMs: optionalMsOf('RETENTION_DELETED_USERS', env.RETENTION_DELETED_USERS),
+    retentionAuditMs: optionalMsOf('RETENTION_AUDIT', env.RETENTION_AUDIT),
+    retentionEndedMs: secondsOf('RETENTION_ENDED', env.RETENTION_ENDED) * 1000,
+    retentionIntervalMs,
     eventTicketTtlSec: 60,
     argon2MemoryKiB: 19456
   }

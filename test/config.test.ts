@@ -63,6 +63,22 @@ t.test('production refuses a missing or weak JWT_SECRET', async t => {
   t.equal(config.production, true)
 })
 
+t.test('retention: unset or empty keeps, durations parsed, RETENTION_INTERVAL 0 or at least 1s', async t => {
+  const defaults = loadConfig({})
+  t.equal(defaults.retentionDeletedUsersMs, undefined, 'deleted users kept by default')
+  t.equal(defaults.retentionAuditMs, undefined, 'audit kept by default')
+  t.equal(defaults.retentionEndedMs, 7 * 86_400_000)
+  t.equal(defaults.retentionIntervalMs, 3_600_000)
+  const empty = loadConfig({ RETENTION_DELETED_USERS: '', RETENTION_AUDIT: '' })
+  t.equal(empty.retentionDeletedUsersMs, undefined, 'empty (as docker-compose passes an unset variable) keeps')
+  t.equal(empty.retentionAuditMs, undefined)
+  const set = loadConfig({ RETENTION_DELETED_USERS: '30d', RETENTION_AUDIT: '400d', RETENTION_ENDED: '1d', RETENTION_INTERVAL: '0' })
+  t.same([set.retentionDeletedUsersMs, set.retentionAuditMs, set.retentionEndedMs, set.retentionIntervalMs], [30 * 86_400_000, 400 * 86_400_000, 86_400_000, 0])
+  for (const [name, value] of [['RETENTION_DELETED_USERS', 'a month'], ['RETENTION_AUDIT', '-1d'], ['RETENTION_ENDED', ''], ['RETENTION_INTERVAL', '500ms']]) {
+    t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message: new RegExp(name) }, `${name}=${value}`)
+  }
+})
+
 t.test('passkeys: WEBAUTHN_RP_ID, WEBAUTHN_RP_NAME, WEBAUTHN_ORIGINS', async t => {
   const defaults = loadConfig({ PORT: '8080' })
   t.equal(defaults.webauthnRpId, 'localhost')

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { sql } from 'kysely'
 import { as, assertError, build, createUser, PASSWORD, uniqueEmail, type TestUser } from './helper.js'
-import { IDEMPOTENCY_PURGE_JOB } from '../src/services/idempotency.js'
+import { RETENTION_JOB } from '../src/services/retention.js'
 
 const newKey = () => `test-${randomUUID()}`
 
@@ -216,7 +216,7 @@ t.test('Idempotency-Key', async t => {
     t.equal(await usersWithEmail(body.email), 1)
   })
 
-  t.test('an expired key is free again, and the purge job deletes expired keys', async t => {
+  t.test('an expired key is free again, and the retention job deletes expired keys', async t => {
     const key = newKey()
     t.equal((await createUserWith(admin, key, userBody())).statusCode, 201)
     const expire = () => db.updateTable('idempotencyKeys').set({ expiresAt: sql<Date>`now() - interval '1 second'` }).where('key', '=', key).execute()
@@ -227,15 +227,15 @@ t.test('Idempotency-Key', async t => {
     const kept = newKey()
     t.equal((await createUserWith(admin, kept, userBody())).statusCode, 201)
     await expire()
-    await app.jobs.enqueue(db, IDEMPOTENCY_PURGE_JOB, {})
-    await app.jobs.runDue(IDEMPOTENCY_PURGE_JOB)
+    await app.jobs.enqueue(db, RETENTION_JOB, {})
+    await app.jobs.runDue(RETENTION_JOB)
     // On a shared database another instance may have taken the job: wait for its run.
     for (let i = 0; i < 100 && (await rowsOfKey(key)).length; i++) await new Promise(resolve => setTimeout(resolve, 50))
     t.same(await rowsOfKey(key), [], 'the expired key is purged')
     t.equal((await rowsOfKey(kept)).length, 1, 'a live key stays')
-    // The recurring purge: each instance offers one job per hour slot when it starts (and hourly); one per slot is kept.
+    // The recurring retention purge: each instance offers one job per hour slot when it starts (and hourly); one per slot is kept.
     const slots = await sql<{ n: number, slots: number }>`select count(*)::int as n, count(distinct singleton_on)::int as slots from pgboss.job
-      where name = ${IDEMPOTENCY_PURGE_JOB} and singleton_on is not null`.execute(db)
+      where name = ${RETENTION_JOB} and singleton_on is not null`.execute(db)
     t.ok(slots.rows[0].n >= 1, 'a purge job was offered for this hour')
     t.equal(slots.rows[0].n, slots.rows[0].slots, 'one job per slot')
   })

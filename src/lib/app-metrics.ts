@@ -10,6 +10,10 @@ export interface AppMetrics {
   breachCheckFailed (reason: 'timeout' | 'error'): void
   /** A lag-tolerant read (lists, audit, exports) and where it ran. */
   lagTolerantRead (target: 'replica' | 'primary'): void
+  /** Rows a retention run purged, by kind (services/retention.ts). */
+  retentionPurged (kind: string, rows: number): void
+  /** A retention run finished on this instance. */
+  retentionRan (at: Date): void
 }
 
 /** For code run outside an app (the CLI, a service built in a test): reports nothing. */
@@ -20,7 +24,9 @@ export const NO_METRICS: AppMetrics = {
   refreshRotated () {},
   refreshReused () {},
   breachCheckFailed () {},
-  lagTolerantRead () {}
+  lagTolerantRead () {},
+  retentionPurged () {},
+  retentionRan () {}
 }
 
 const KINDS = ['select', 'insert', 'update', 'delete'] as const

@@ -30,18 +30,6 @@ export function findEvent (db: Executor, id: string) {
 
 export type EventRow = NonNullable<Awaited<ReturnType<typeof findEvent>>>
 
-/**
- * Deletes events older than the cutoff, at most `limit` a call; one instance at a time (the
- * others find the lock taken and delete nothing). Resolves to how many went.
- */
-export async function purgeEventsBefore (db: Executor, cutoff: Date, limit: number): Promise<number> {
-  const result = await sql`
-    delete from events where seq in (
-      select seq from events where created_at < ${cutoff} and pg_try_advisory_xact_lock(hashtext('events.purge'))
-      order by seq limit ${limit})`.execute(db)
-  return Number(result.numAffectedRows ?? 0)
-}
-
 /** The events with these ids that are still kept, oldest first (the live streams read what a batch of notifications named). */
 export function listEventsByIds (db: Executor, ids: string[]) {
   return db.selectFrom('events').select(EVENT_COLUMNS).where('id', 'in', ids).orderBy('seq', 'asc').execute()

@@ -76,9 +76,3 @@ export async function releaseIdempotencyKey (db: Executor, scope: string, key: s
     .where('state', '=', 'running')
     .execute()
 }
-
-/** Deletes expired keys; returns how many. */
-export async function purgeExpiredIdempotencyKeys (db: Executor) {
-  const result = await db.deleteFrom('idempotencyKeys').where('expiresAt', '<=', sql<Date>`now()`).executeTakeFirst()
-  return Number(result.numDeletedRows)
-}

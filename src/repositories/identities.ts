@@ -69,9 +69,8 @@ export interface AuthRequest {
   expiresAt: Date
 }
 
-/** Stores a request in flight, and drops the ones that expired (there is no other sweeper). */
+/** Stores a request in flight (retention drops the ones that expired). */
 export async function insertAuthRequest (db: Executor, request: AuthRequest) {
-  await db.deleteFrom('oidcAuthRequests').where('expiresAt', '<=', sql<Date>`now()`).execute()
   await db.insertInto('oidcAuthRequests').values(request).execute()
 }
 
@@ -85,7 +84,6 @@ export function spendAuthRequest (db: Executor, stateHash: string) {
 }
 
 export async function insertLoginCode (db: Executor, code: { codeHash: string, userId: string, provider: string, expiresAt: Date }) {
-  await db.deleteFrom('oidcLoginCodes').where('expiresAt', '<=', sql<Date>`now()`).execute()
   await db.insertInto('oidcLoginCodes').values(code).execute()
 }
 

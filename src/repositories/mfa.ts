@@ -96,11 +96,9 @@ export function spendMfaChallenge (db: Executor, tokenHash: string) {
     .returning(['userId', 'amr']).executeTakeFirst()
 }
 
-/** Ends every pending second step of the user (its factors were reset), and drops old spent or expired ones. */
+/** Ends every pending second step of the user (its factors were reset); retention drops everyone's old ones. */
 export async function deleteMfaChallenges (db: Executor, userId: string) {
-  await db.deleteFrom('mfaChallenges')
-    .where(eb => eb.or([eb('userId', '=', userId), eb('expiresAt', '<', sql<Date>`now() - interval '1 day'`)]))
-    .execute()
+  await db.deleteFrom('mfaChallenges').where('userId', '=', userId).execute()
 }
 
 /** Everything MFA of a user, for erasure. */

@@ -71,8 +71,6 @@ export async function deleteUserPasskeys (db: Executor, userId: string) {
 }
 
 export async function insertChallenge (db: Executor, challenge: { purpose: ChallengePurpose, userId: string | null, challenge: string, expiresAt: Date }) {
-  // Expired challenges of anyone are cleared on the way, so the table stays as small as the live ones.
-  await db.deleteFrom('webauthnChallenges').where('expiresAt', '<', sql<Date>`now()`).execute()
   const row = await db.insertInto('webauthnChallenges').values(challenge).returning('id').executeTakeFirstOrThrow()
   return row.id
 }

@@ -133,8 +133,3 @@ export async function recordWebhookOutcome (db: Executor, id: string, succeeded:
       circuit_open_until = case when consecutive_failures + 1 >= ${threshold} then ${openUntil} else circuit_open_until end
     where id = ${id}`.execute(db)
 }
-
-/** Deletes finished deliveries older than the cutoff (the delivery log's retention). */
-export async function purgeDeliveriesBefore (db: Executor, cutoff: Date) {
-  await db.deleteFrom('webhookDeliveries').where('status', '<>', 'pending').where('createdAt', '<', cutoff).execute()
-}

@@ -1,8 +1,8 @@
 import type { Executor } from '../db/types.js'
-import { findEvent, listEventsAfter, purgeEventsBefore, type EventFilter, type EventRow } from '../repositories/events.js'
+import { findEvent, listEventsAfter, type EventFilter, type EventRow } from '../repositories/events.js'
 import type { Event } from '../../schemas/event.js'
 
-/** How long events are kept: a stream resumes within 24 h (CONTRACT.md); a day more for slack. */
+/** How long events are kept (retention purges older ones): a stream resumes within 24 h (CONTRACT.md); a day more for slack. */
 export const EVENT_RETENTION_MS = 48 * 3600_000
 
 export function toEvent (row: EventRow): Event {
@@ -25,16 +25,6 @@ export function createEventsService ({ db }: { db: Executor }) {
     async after (afterSeq: string | null, limit: number, filter: EventFilter = {}): Promise<Array<{ seq: string, event: Event }>> {
       const rows = await listEventsAfter(db, afterSeq, limit, filter)
       return rows.map(row => ({ seq: String(row.seq), event: toEvent(row) }))
-    },
-
-    /** Drops the events past their retention; resolves to how many went. */
-    async purge (now = new Date()): Promise<number> {
-      let total = 0
-      for (;;) {
-        const removed = await purgeEventsBefore(db, new Date(now.getTime() - EVENT_RETENTION_MS), 1000)
-        total += removed
-        if (removed < 1000) return total
-      }
     }
   }
 }

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto'
 import { configure } from 'safe-stable-stringify'
 import type { Executor } from '../db/types.js'
-import type { JobQueue } from '../jobs/job-queue.js'
 import { idempotencyInProgress, idempotencyKeyReused } from '../errors.js'
 import {
-  claimIdempotencyKey, findIdempotencyKey, purgeExpiredIdempotencyKeys, releaseIdempotencyKey, storeIdempotentAnswer,
+  claimIdempotencyKey, findIdempotencyKey, releaseIdempotencyKey, storeIdempotentAnswer,
   type StoredAnswer
 } from '../repositories/idempotency-keys.js'
 
@@ -17,9 +16,6 @@ export const IDEMPOTENCY_TTL_SEC = 24 * 60 * 60
  * timeout (30 s, src/server.ts), so no live request loses its claim.
  */
 export const IDEMPOTENCY_LEASE_SEC = 60
-export const IDEMPOTENCY_PURGE_JOB = 'idempotency-purge'
-/** Expired keys are purged once an hour, on one instance (a recurring job); until then a claim treats them as absent. */
-const PURGE_EVERY_SEC = 60 * 60
 
 /** Key order in a JSON body does not make another request: a retry may serialize the same object differently. */
 const canonicalJson = configure({ deterministic: true, circularValue: TypeError })
@@ -36,21 +32,14 @@ export interface IdempotencyService {
   complete (scope: string, key: string, claimId: string, answer: StoredAnswer): Promise<boolean>
   /** Gives the key up: a retry with it runs again. */
   release (scope: string, key: string, claimId: string): Promise<void>
-  purgeExpired (): Promise<number>
 }
 
-/** Idempotency-Key (the contract's "Conventions, added"): stored in PostgreSQL, so every instance shares the keys. */
-export async function createIdempotencyService ({ db, jobs }: { db: Executor, jobs: JobQueue }): Promise<IdempotencyService> {
-  const purgeExpired = () => purgeExpiredIdempotencyKeys(db)
-  await jobs.register(IDEMPOTENCY_PURGE_JOB, {
-    everySec: PURGE_EVERY_SEC,
-    pollIntervalMs: 60_000,
-    retryLimit: 0,
-    retryDelaySec: 60,
-    retryBackoff: false,
-    async handler () { await purgeExpired() }
-  })
-
+/**
+ * Idempotency-Key (the contract's "Conventions, added"): stored in PostgreSQL, so every instance
+ * shares the keys. Expired keys are purged by retention (services/retention.ts); until then a
+ * claim treats them as absent.
+ */
+export function createIdempotencyService ({ db }: { db: Executor }): IdempotencyService {
   return {
     requestHash (method, url, body) {
       return createHash('sha256').update(`${method} ${url}\n${canonicalJson(body) ?? ''}`).digest('hex')
@@ -72,7 +61,6 @@ export async function createIdempotencyService ({ db, jobs }: { db: Executor, jo
 
     complete: (scope, key, claimId, answer) => storeIdempotentAnswer(db, scope, key, claimId, answer),
 
-    release: (scope, key, claimId) => releaseIdempotencyKey(db, scope, key, claimId),
-    purgeExpired
+    release: (scope, key, claimId) => releaseIdempotencyKey(db, scope, key, claimId)
   }
 }

@@ -401,10 +401,15 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       }
     },
 
-    /** GDPR erasure: personal data is overwritten for good; the audit trail keeps its shape without PII. */
-    async erase (ctx: RequestContext, id: string) {
-      await db.transaction().execute(async trx => {
+    /**
+     * GDPR erasure: personal data is overwritten for good; the audit trail keeps its shape without
+     * PII. With deletedBefore (retention), only a user soft-deleted before then is erased, checked
+     * under the row's lock: false, and nothing done, for one restored or erased meanwhile.
+     */
+    async erase (ctx: RequestContext, id: string, deletedBefore?: Date): Promise<boolean> {
+      return db.transaction().execute(async trx => {
         const locked = await users.lockUser(trx, id)
+        if (deletedBefore && !(locked?.deletedAt && locked.deletedAt < deletedBefore)) return false
         if (!locked) throw notFound('User')
         await lockAdministrators(trx)
         const now = new Date()
@@ -423,6 +428,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
         await scrubAuditTrail(trx, id)
         await assertAdministratorRemains(trx)
         await insertAudit(trx, { ...ctx, ...(ctx.actorId === id ? { ip: null, userAgent: null } : {}) }, { action: 'user.erased', userId: id })
+        return true
       })
     },
 

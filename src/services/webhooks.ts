@@ -19,7 +19,6 @@ export const DELIVER_WEBHOOK_JOB = 'webhook.deliver'
 const JOB_RETRY = { retryLimit: 2, retryDelaySec: 30, retryBackoff: false }
 const BACKOFF_FACTOR = 4
 const MAX_RESPONSE_BYTES = 64 * 1024
-const DELIVERY_RETENTION_MS = 7 * 24 * 3600_000
 const MAX_WEBHOOKS_LISTED = 100
 
 const iso = (d: Date | null) => d === null ? null : d.toISOString()
@@ -263,9 +262,7 @@ export async function createWebhooksService ({ db, config, jobs, log, resolve = 
     async deliverPending (webhookId: string | null = null): Promise<number> {
       await sweep(webhookId)
       return jobs.runDue(DELIVER_WEBHOOK_JOB)
-    },
-
-    purge: () => repo.purgeDeliveriesBefore(db, new Date(Date.now() - DELIVERY_RETENTION_MS))
+    }
   }
 }
 

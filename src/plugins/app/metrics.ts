@@ -96,6 +96,9 @@ export default fp(async function metrics (fastify) {
     })
   }
 
+  const purged = new Counter({ name: 'retention_purged_total', help: 'Rows the retention purge removed on this instance, by kind (deleted_users: erased)', labelNames: ['kind'] as const, registers })
+  const lastRetention = new Gauge({ name: 'retention_last_run_timestamp_seconds', help: 'When this instance last finished a retention run (Unix time; 0: never). The purge runs on one instance at a time: take the max over instances', registers })
+
   // One child per label set, kept: prom-client would otherwise hash the labels on every observation.
   const byKind = new Map<StatementKind, Histogram.Internal<'kind'>>()
   const kinds = new Map<string, StatementKind>()
@@ -116,7 +119,9 @@ export default fp(async function metrics (fastify) {
     refreshRotated: () => rotations.inc(),
     refreshReused: () => reuses.inc(),
     breachCheckFailed: reason => breachFailures.inc({ reason }),
-    lagTolerantRead: target => lagTolerantReads.inc({ target })
+    lagTolerantRead: target => lagTolerantReads.inc({ target }),
+    retentionPurged: (kind, rows) => purged.inc({ kind }, rows),
+    retentionRan: at => lastRetention.set(at.getTime() / 1000)
   } satisfies AppMetrics)
 
   const series = new Map<string, Histogram.Internal<'route' | 'method' | 'status_code'>>()

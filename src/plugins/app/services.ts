@@ -83,7 +83,7 @@ export default fp(async function services (fastify) {
   fastify.decorate('oidcService', createOidcService({ db, config, clients: oidcClients, authService, emails: fastify.emailOutbox }))
   fastify.decorate('rolesService', createRolesService({ db }))
   fastify.decorate('auditService', createAuditService({ reads: fastify.lagTolerantReads }))
-  fastify.decorate('idempotencyService', await createIdempotencyService({ db, jobs: fastify.jobs }))
+  fastify.decorate('idempotencyService', createIdempotencyService({ db }))
   fastify.decorate('eventsService', createEventsService({ db }))
   fastify.decorate('analyticsService', createAnalyticsService({ db }))
   if (config.adminEmail && config.adminPassword) {

@@ -5,13 +5,11 @@ declare module 'fastify' {
   interface FastifyInstance { webhooksService: WebhooksService }
 }
 
-const PURGE_INTERVAL_MS = 3600_000
-
 /**
  * Webhook delivery (services/webhooks.ts) on the job queue: a sweep queues the due deliveries
  * when the database says an event made some (NOTIFY webhook_deliveries), and every
  * WEBHOOK_POLL_INTERVAL for retries and anything a lost notification missed; 0 leaves it all to
- * deliverPending. Finished deliveries are purged hourly.
+ * deliverPending. Finished deliveries are purged by retention (services/retention.ts).
  */
 export default fp(async function webhookDelivery (fastify) {
   const { config, log } = fastify
@@ -28,12 +26,10 @@ export default fp(async function webhookDelivery (fastify) {
       .finally(() => { sweeping = undefined; if (again) { again = false; sweep() } })
   }
   await fastify.database.listen('webhook_deliveries', { onMessage: sweep, onListening: listening => { if (listening) sweep() } })
-  const timers = [setInterval(sweep, config.webhookPollIntervalMs), setInterval(() => {
-    service.purge().catch(err => log.error({ err }, 'purging webhook deliveries failed'))
-  }, PURGE_INTERVAL_MS)]
-  for (const timer of timers) timer.unref()
+  const timer = setInterval(sweep, config.webhookPollIntervalMs)
+  timer.unref()
   fastify.addHook('onClose', async () => {
-    for (const timer of timers) clearInterval(timer)
+    clearInterval(timer)
     await sweeping
   })
 }, { name: 'webhook-delivery', dependencies: ['config', 'database', 'jobs'] })
