@@ -48,10 +48,8 @@ async function liveALife (p: Person, token: string, id: string) {
   t.equal((await as(app, admin, { method: 'GET', url: `/api/v1/users/${id}` })).statusCode, 200)
   // A linked identity and a passkey (as the OIDC and WebAuthn flows store them).
   await db.insertInto('userIdentities').values({ userId: id, provider: 'scan', subject: `sub-${randomUUID()}`, email: p.email }).execute()
-  await db.insertInto('userPasskeys').values({
-    userId: id, credentialId: randomBytes(16).toString('base64url'), publicKey: Buffer.from(`key of ${p.firstName}`), signCount: 1,
-    transports: ['internal'], name: `${p.firstName}'s phone`, deviceType: 'singleDevice', backedUp: false
-  }).execute()
+  const passkey = { credentialId: randomBytes(16).toString('base64url'), publicKey: Buffer.from(`key of ${p.firstName}`), name: `${p.firstName}'s phone` }
+  await db.insertInto('userPasskeys').values({ userId: id, ...passkey, signCount: 1, transports: ['internal'], deviceType: 'singleDevice', backedUp: false }).execute()
 }
 
 t.test('after erasure no column of any table holds the personal data of the erased users', async t => {
