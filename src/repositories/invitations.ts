@@ -95,10 +95,11 @@ export function invitationsOfUser (db: Executor, userId: string, email: string, 
  */
 export async function eraseInvitationsOf (trx: Executor, userId: string, email: string) {
   await trx.deleteFrom('invitations').where(eb => eb.or([eb('acceptedBy', '=', userId), eb('email', '=', email)])).execute()
+  // The events first, found through their audit rows (by action, then by the events' unique id).
+  await sql`update events set data = jsonb_set(data, '{changes}', (data->'changes') - 'email')
+    where id in (select id from user_audit_log where action = 'invitation.created' and changes->>'email' = ${email})`.execute(trx)
   await sql`select set_config('app.audit_erase', 'on', true)`.execute(trx)
   await sql`update user_audit_log set changes = changes - 'email'
     where action = 'invitation.created' and changes->>'email' = ${email}`.execute(trx)
   await sql`select set_config('app.audit_erase', 'off', true)`.execute(trx)
-  await sql`update events set data = jsonb_set(data, '{changes}', (data->'changes') - 'email')
-    where type = 'invitation.created' and data->'changes'->>'email' = ${email}`.execute(trx)
 }
