@@ -1,5 +1,6 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
+import { loadConfig } from '../src/config.js'
 import { as, assertError, build, createUser, PASSWORD, uniqueEmail } from './helper.js'
 
 const app = await build(t)
@@ -116,4 +117,12 @@ t.test('CONSENT_PURPOSES configures the purposes', async t => {
   const user = await createUser(custom)
   t.equal((await as(custom, user, { method: 'PUT', url: consentsUrl(user.id, 'analytics'), payload: { granted: true, version: 'v1' } })).statusCode, 200)
   assertError(t, await as(custom, user, { method: 'PUT', url: consentsUrl(user.id, 'marketing'), payload: { granted: true, version: 'v1' } }), 400, 'VALIDATION_ERROR', 'not configured here')
+})
+
+t.test('a malformed CONSENT_PURPOSES stops the start with a message naming it', async t => {
+  for (const value of ['', ' , ', 'Terms', 'terms,terms', 'a b']) {
+    t.throws(() => loadConfig({ CONSENT_PURPOSES: value }), { name: 'ConfigError', message: /CONSENT_PURPOSES/ }, JSON.stringify(value))
+  }
+  t.same(loadConfig({}).consentPurposes, ['terms', 'privacy', 'marketing'], 'the default')
+  t.equal(loadConfig({}).auditDataAccess, false, 'AUDIT_DATA_ACCESS is off by default')
 })
