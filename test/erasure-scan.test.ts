@@ -4,8 +4,8 @@ import { as, build, createUser, PASSWORD, uniqueEmail } from './helper.js'
 import { outboxToken } from './auth-helpers.js'
 import { findTraces } from './pii-scan.js'
 
-// Reads of other users are audited (user.viewed rows in the trail and as events) and every event
-// goes to a webhook: the erasure must leave nothing in those either.
+// Reads of other users are audited (user.viewed rows) and every event goes to a webhook: the
+// erasure must leave nothing in those either.
 const app = await build(t, { accessAuditFlushMs: 20 }, { AUDIT_DATA_ACCESS: 'true', WEBHOOK_ALLOW_PRIVATE: 'true' })
 const db = app.database.db
 const admin = await createUser(app, { roles: ['admin'] })

@@ -28,3 +28,12 @@ CREATE TRIGGER user_consents_append_only
 CREATE TRIGGER user_consents_no_truncate
   BEFORE TRUNCATE ON user_consents
   FOR EACH STATEMENT EXECUTE FUNCTION user_consents_append_only();
+
+-- user.viewed (AUDIT_DATA_ACCESS) is an audit row only, not an event: a read would otherwise copy
+-- the viewed user's whole record into events, to every webhook and stream that takes all events,
+-- once per read (the read path's flood at about twice the database time per read in the bench).
+-- The trigger's WHEN skips the function entirely for those rows; every other action is unchanged.
+DROP TRIGGER user_audit_log_to_event ON user_audit_log;
+CREATE TRIGGER user_audit_log_to_event
+  AFTER INSERT ON user_audit_log
+  FOR EACH ROW WHEN (NEW.action <> 'user.viewed') EXECUTE FUNCTION user_audit_log_to_event();

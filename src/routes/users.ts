@@ -119,7 +119,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       tags: ['users'],
       summary: 'Get a user',
       description: 'The user itself, or a caller with users:read. Unknown and soft-deleted users are 404. With AUDIT_DATA_ACCESS=true, ' +
-        'a read of another user is audited as user.viewed (written within about a second, in a batch).',
+        'a read of another user is audited as user.viewed (written within about a second, in a batch; an audit row, not an event).',
       security,
       params: IdParamsSchema,
       headers: IfNoneMatchHeaders,
