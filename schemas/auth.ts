@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Success, Timestamp, Nullable, UserAgentSchema, Uuid } from './common.js'
+import { RegistrationConsentsSchema } from './consent.js'
 import { ProfileSchema, UserSchema, UserStatusSchema } from './user.js'
 
 export const PERMISSIONS = ['users:read', 'users:write', 'users:delete', 'roles:manage', 'audit:read', 'webhooks:manage', 'analytics:read'] as const
@@ -38,7 +39,8 @@ export const RegisterSchema = Type.Object({
   email: Type.String({ format: 'email', minLength: 3, maxLength: 254 }),
   password: NewPassword,
   firstName: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }),
-  lastName: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
+  lastName: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }),
+  consents: Type.Optional(RegistrationConsentsSchema)
 }, { additionalProperties: false })
 export type Register = Static<typeof RegisterSchema>
 

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { NextCursorSchema, Nullable, Success, Timestamp, UserAgentSchema, Uuid } from './common.js'
 import { AuditLogEntrySchema } from './audit.js'
+import { ConsentChangeSchema } from './consent.js'
 
 export const USER_STATUSES = ['active', 'suspended', 'pending'] as const
 export const UserStatusSchema = Type.Union(USER_STATUSES.map(s => Type.Literal(s)), { $id: 'UserStatus' })
@@ -163,5 +164,37 @@ export const UserExportSchema = Type.Object({
     recoveryCodesLeft: Type.Integer({ format: 'int32', minimum: 0, maximum: 10 })
   }),
   // At most the 10,000 newest entries (src/services/users.ts, exportData).
-  auditTrail: Type.Array(Type.Ref(AuditLogEntrySchema), { maxItems: 10_000 })
+  auditTrail: Type.Array(Type.Ref(AuditLogEntrySchema), { maxItems: 10_000 }),
+  // Every consent change, oldest first (the current state is the latest per purpose).
+  consents: Type.Array(Type.Ref(ConsentChangeSchema), { maxItems: 10_000 }),
+  // The sign-in providers linked (never a provider's token: none is kept).
+  identities: Type.Array(Type.Object({
+    id: Uuid(),
+    provider: Type.String({ maxLength: 50 }),
+    subject: Type.String({ maxLength: 255 }),
+    email: Nullable(Type.String({ maxLength: 254 })),
+    createdAt: Timestamp()
+  }), { maxItems: 100 }),
+  // Never the public key, the credential id or the signature counter.
+  passkeys: Type.Array(Type.Object({
+    id: Uuid(),
+    name: Type.String({ maxLength: 100 }),
+    transports: Type.Array(Type.String({ maxLength: 32 }), { maxItems: 10 }),
+    createdAt: Timestamp(),
+    lastUsedAt: Nullable(Timestamp())
+  }), { maxItems: 100 }),
+  // The invitations addressed to the user's email or accepted by it (received), and those it sent
+  // (sent); never a token or its hash.
+  invitations: Type.Array(Type.Object({
+    id: Uuid(),
+    direction: Type.Union([Type.Literal('received'), Type.Literal('sent')]),
+    email: Type.String({ maxLength: 254 }),
+    firstName: Nullable(Type.String({ maxLength: 100 })),
+    lastName: Nullable(Type.String({ maxLength: 100 })),
+    roles: UserRoleNamesSchema,
+    createdAt: Timestamp(),
+    expiresAt: Timestamp(),
+    acceptedAt: Nullable(Timestamp()),
+    revokedAt: Nullable(Timestamp())
+  }), { maxItems: 10_000 })
 }, { $id: 'UserExport' })

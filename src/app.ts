@@ -59,6 +59,7 @@ import { InvitationSchema } from '../schemas/invitation.js'
 import { GraphqlErrorSchema } from '../schemas/graphql.js'
 import { WebhookDeliverySchema, WebhookSchema } from '../schemas/webhook.js'
 import { ItemErrorSchema } from '../schemas/user-bulk.js'
+import { ConsentChangeSchema, ConsentSchema } from '../schemas/consent.js'
 import { serviceUnavailable, unsupportedMediaType } from './errors.js'
 
 const MERGE_PATCH = /^\s*application\/merge-patch\+json/i
@@ -73,7 +74,8 @@ export const SHARED_SCHEMAS: TSchema[] = [
   UserExportSchema, PermissionSchema, TokenPairSchema, MfaChallengeSchema, MfaStatusSchema, MeSchema, SessionSchema, ReadinessSchema,
   RoleSchema, AuditLogEntrySchema, AuditPaginationSchema, AnalyticsTotalsSchema, AnalyticsBucketSchema, AnalyticsSummarySchema, CapturedEmailSchema,
   PasskeySchema, RegistrationOptionsSchema, AuthenticationOptionsSchema, RegistrationResponseSchema, AuthenticationResponseSchema,
-  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema, ItemErrorSchema, EventSchema
+  OidcProviderSchema, IdentitySchema, InvitationSchema, GraphqlErrorSchema, WebhookSchema, WebhookDeliverySchema, ItemErrorSchema, EventSchema,
+  ConsentSchema, ConsentChangeSchema
 ]
 
 const REDACT = [

@@ -76,7 +76,9 @@ export const EnvSchema = Type.Object({
   RETENTION_DELETED_USERS: OptionalDuration(),
   RETENTION_AUDIT: OptionalDuration(),
   RETENTION_ENDED: Duration('7d'),
-  RETENTION_INTERVAL: Duration('1h')
+  RETENTION_INTERVAL: Duration('1h'),
+  CONSENT_PURPOSES: Type.String({ default: 'terms,privacy,marketing' }),
+  AUDIT_DATA_ACCESS: Type.Boolean({ default: false })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -189,6 +191,12 @@ export interface Config {
   retentionIntervalMs: number
   /** How long an event-stream ticket stays valid (the contract's 60 s; only tests lower it). */
   eventTicketTtlSec: number
+  /** The purposes a user consents to (CONSENT_PURPOSES), in the order given. */
+  consentPurposes: string[]
+  /** Reads of another user's record are audited as user.viewed (AUDIT_DATA_ACCESS), written in batches off the read path. */
+  auditDataAccess: boolean
+  /** How long a user.viewed row may wait in memory before its batch is written (only tests change it). */
+  accessAuditFlushMs: number
   /** argon2 memory cost in KiB; only tests lower it. */
   argon2MemoryKiB: number
 }
@@ -304,6 +312,17 @@ function parseOidcProviders (value: string): OidcProviderConfig[] {
   })
 }
 
+/** CONSENT_PURPOSES: a comma list of distinct names of lower-case letters, digits, _ and - (each a path segment). */
+function parsePurposes (value: string): string[] {
+  const purposes = value.split(',').map(s => s.trim()).filter(Boolean)
+  if (purposes.length === 0) throw new ConfigError('CONSENT_PURPOSES: at least one purpose is required (e.g. terms,privacy,marketing)')
+  for (const purpose of purposes) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,49}$/.test(purpose)) throw new ConfigError(`CONSENT_PURPOSES: "${purpose}" is not a purpose name ([a-z0-9_-], up to 50 characters)`)
+  }
+  if (new Set(purposes).size !== purposes.length) throw new ConfigError('CONSENT_PURPOSES: a purpose is listed twice')
+  return purposes
+}
+
 /** Reads and validates the environment once; a bad value throws a ConfigError naming the variable. */
 export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   let env: Env
@@ -407,6 +426,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     retentionEndedMs: secondsOf('RETENTION_ENDED', env.RETENTION_ENDED) * 1000,
     retentionIntervalMs,
     eventTicketTtlSec: 60,
+    consentPurposes: parsePurposes(env.CONSENT_PURPOSES),
+    auditDataAccess: env.AUDIT_DATA_ACCESS,
+    accessAuditFlushMs: 1000,
     argon2MemoryKiB: 19456
   }
 }

@@ -71,7 +71,7 @@ t.test('export: everything held about the user', async t => {
   const res = await as(app, user, { method: 'GET', url: `/api/v1/users/${user.id}/export`, headers: { 'user-agent': 'export-test' } })
   t.equal(res.statusCode, 200)
   const data = res.json().data
-  t.same(Object.keys(data).sort(), ['auditTrail', 'mfa', 'profile', 'roles', 'sessions', 'user'])
+  t.same(Object.keys(data).sort(), ['auditTrail', 'consents', 'identities', 'invitations', 'mfa', 'passkeys', 'profile', 'roles', 'sessions', 'user'])
   t.equal(data.user.id, user.id)
   t.equal(data.user.email, user.email)
   t.equal(data.user.lastName, 'Changed')

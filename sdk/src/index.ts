@@ -15,6 +15,9 @@ export type { components, operations, paths } from './schema.js'
 type Schemas = components['schemas']
 export type User = Schemas['User']
 export type AuditLogEntry = Schemas['AuditLogEntry']
+/** A user's current consent to a purpose (GET /users/{id}/consents); the history is UserExport's consents. */
+export type Consent = Schemas['Consent']
+export type UserExport = Schemas['UserExport']
 export type TokenPair = Schemas['TokenPair']
 /** A login whose password was right, awaiting its second factor: finish it with verifyMfa. */
 export type MfaChallenge = Schemas['MfaChallenge']

@@ -29,7 +29,8 @@ const OVERRIDES = {
     // always a JSON object (the email's parameters), written as JSON text
     'email_outbox.payload': 'Generated<ColumnType<JsonObject, string, string>>',
     // GENERATED ALWAYS AS IDENTITY: never written (kysely-codegen types it as a plain default)
-    'user_audit_log.seq': 'ColumnType<Int8["__select__"], never, never>'
+    'user_audit_log.seq': 'ColumnType<Int8["__select__"], never, never>',
+    'user_consents.seq': 'ColumnType<Int8["__select__"], never, never>'
   }
 }
 

@@ -169,6 +169,15 @@ export interface UserAuditLog {
   userId: string | null;
 }
 
+export interface UserConsents {
+  createdAt: Generated<Timestamp>;
+  granted: boolean;
+  purpose: string;
+  seq: ColumnType<Int8["__select__"], never, never>;
+  userId: string;
+  version: string;
+}
+
 export interface UserIdentities {
   createdAt: Generated<Timestamp>;
   email: string | null;
@@ -310,6 +319,7 @@ export interface DB {
   refreshTokens: RefreshTokens;
   roles: Roles;
   userAuditLog: UserAuditLog;
+  userConsents: UserConsents;
   userIdentities: UserIdentities;
   userPasskeys: UserPasskeys;
   userProfiles: UserProfiles;

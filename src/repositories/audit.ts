@@ -74,9 +74,18 @@ export async function scrubAuditTrail (trx: Executor, userId: string) {
  * the time of a multi-row VALUES with seven parameters a row (bench/import.ts).
  */
 export async function insertAudits (db: Executor, context: AuditContext, entries: AuditEntry[]) {
-  if (entries.length === 0) return
-  const json = JSON.stringify(entries.map(entry => ({ ...auditRow(context, entry), changes: entry.changes ?? null })))
-  await sql`insert into user_audit_log (action, user_id, actor_id, changes, ip, user_agent, request_id)
-    select t.action, t."userId", t."actorId", t.changes, t.ip, t."userAgent", t."requestId"
-    from jsonb_to_recordset(${json}::text::jsonb) as t(action text, "userId" uuid, "actorId" uuid, changes jsonb, ip text, "userAgent" text, "requestId" text)`.execute(db)
+  await insertAuditRows(db, entries.map(entry => ({ context, entry })))
+}
+
+/**
+ * Entries of different contexts in one statement: a batch of user.viewed rows written after the
+ * reads, each with the time it happened (at), or else the time of the insert.
+ */
+export async function insertAuditRows (db: Executor, rows: Array<{ context: AuditContext, entry: AuditEntry, at?: Date }>) {
+  if (rows.length === 0) return
+  const json = JSON.stringify(rows.map(({ context, entry, at }) => ({ ...auditRow(context, entry), changes: entry.changes ?? null, at: at ?? null })))
+  await sql`insert into user_audit_log (action, user_id, actor_id, changes, ip, user_agent, request_id, created_at)
+    select t.action, t."userId", t."actorId", t.changes, t.ip, t."userAgent", t."requestId", coalesce(t.at, clock_timestamp())
+    from jsonb_to_recordset(${json}::text::jsonb)
+      as t(action text, "userId" uuid, "actorId" uuid, changes jsonb, ip text, "userAgent" text, "requestId" text, at timestamptz)`.execute(db)
 }

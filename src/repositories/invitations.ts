@@ -72,3 +72,34 @@ export function invitationRoleNames (db: Executor, invitationId: string) {
 export async function markInvitationAccepted (db: Executor, id: string, userId: string) {
   await db.updateTable('invitations').set({ acceptedAt: sql`now()` as any, acceptedBy: userId }).where('id', '=', id).execute()
 }
+
+/**
+ * The invitations about a user (addressed to its email or accepted by it: received) and those it
+ * sent, oldest first, without their token hashes: for a GDPR export.
+ */
+export function invitationsOfUser (db: Executor, userId: string, email: string, limit: number) {
+  return db.selectFrom('invitations as i')
+    .select([
+      'i.id', 'i.email', 'i.firstName', 'i.lastName', 'i.createdAt', 'i.expiresAt', 'i.acceptedAt', 'i.revokedAt', roleNames,
+      sql<'received' | 'sent'>`case when i.accepted_by = ${userId} or i.email = ${email} then 'received' else 'sent' end`.as('direction')
+    ])
+    .where(eb => eb.or([eb('i.acceptedBy', '=', userId), eb('i.email', '=', email), eb('i.invitedBy', '=', userId)]))
+    .orderBy('i.createdAt').orderBy('i.id').limit(limit).execute()
+}
+
+/**
+ * Erasure: the invitations addressed to the user or accepted by it go (their email and names are
+ * its personal data), and the invitation.created audit rows and events lose the email they name.
+ * Invitations it sent stay: they hold the invitees' data, and its id only points at the erased row.
+ * Call inside the erasure's transaction (the audit trail's trigger reads app.audit_erase).
+ */
+export async function eraseInvitationsOf (trx: Executor, userId: string, email: string) {
+  await trx.deleteFrom('invitations').where(eb => eb.or([eb('acceptedBy', '=', userId), eb('email', '=', email)])).execute()
+  // The events first, found through their audit rows (by action, then by the events' unique id).
+  await sql`update events set data = jsonb_set(data, '{changes}', (data->'changes') - 'email')
+    where id in (select id from user_audit_log where action = 'invitation.created' and changes->>'email' = ${email})`.execute(trx)
+  await sql`select set_config('app.audit_erase', 'on', true)`.execute(trx)
+  await sql`update user_audit_log set changes = changes - 'email'
+    where action = 'invitation.created' and changes->>'email' = ${email}`.execute(trx)
+  await sql`select set_config('app.audit_erase', 'off', true)`.execute(trx)
+}

@@ -26,6 +26,12 @@ export function listPasskeys (db: Executor, userId: string) {
     .where('userId', '=', userId).orderBy('createdAt').orderBy('id').limit(100).execute()
 }
 
+/** What a GDPR export gives of each passkey: the public columns and its transports, never key material. */
+export function listPasskeysForExport (db: Executor, userId: string) {
+  return db.selectFrom('userPasskeys').select([...PUBLIC_COLUMNS, 'transports'])
+    .where('userId', '=', userId).orderBy('createdAt').orderBy('id').limit(100).execute()
+}
+
 /** The credential ids (and transports) of a user's passkeys, for excludeCredentials and allowCredentials. */
 export function listCredentialDescriptors (db: Executor, userId: string) {
   return db.selectFrom('userPasskeys').select(['credentialId', 'transports'])

@@ -243,6 +243,11 @@ export async function deletePersonalRecords (db: Executor, userId: string, email
   await db.deleteFrom('emailOutbox')
     .where(eb => eb.or([eb('toAddress', '=', email), eb(sql<string>`payload->>'userId'`, '=', userId)]))
     .execute()
+  // Stored answers replayed to an Idempotency-Key retry: the user's own, and any other that shows
+  // it (a registration's, an admin's create). A claim still running (the erasure's own) is left.
+  await db.deleteFrom('idempotencyKeys').where('state', '=', 'done')
+    .where(eb => eb.or([eb('scope', '=', `user:${userId}`), eb('body', 'like', `%${userId}%`)]))
+    .execute()
 }
 
 export async function deleteProfile (db: Executor, userId: string) {

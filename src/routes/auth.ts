@@ -26,7 +26,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'register',
       tags,
       summary: 'Create an account (role user, email not yet verified); queues a verification email',
-      description: `Anonymous. The password must meet the policy (400 with a detail for password); an email in use is 409 EMAIL_TAKEN. ${AUTH_BUDGET}`,
+      description: 'Anonymous. The password must meet the policy (400 with a detail for password); an email in use is 409 EMAIL_TAKEN. ' +
+        'consents ({ <purpose>: <version> }) are recorded as granted with the account (user.consent_changed each); a purpose outside ' +
+        `CONSENT_PURPOSES is 400 with a detail for consents.<purpose>. ${AUTH_BUDGET}`,
       security: anonymous,
       body: RegisterSchema,
       response: { 201: WithHeaders(UserResponseSchema, 'Location'), ...errors(400, 409, 429) }

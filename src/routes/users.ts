@@ -9,6 +9,7 @@ import {
 import { Success } from '../../schemas/common.js'
 import { etagMatches, etagOf } from '../lib/etag.js'
 import { ACCESS, contextOf } from '../services/context.js'
+import { ConsentInputSchema, ConsentListResponseSchema, ConsentParamsSchema, ConsentResponseSchema } from '../../schemas/consent.js'
 import { BULK_MAX, UserBatchResponseSchema, UserBatchSchema, UserImportResponseSchema, UserImportSchema } from '../../schemas/user-bulk.js'
 
 /** A PATCH body is a JSON merge patch (RFC 7396), sent as either media type. */
@@ -117,14 +118,15 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'getUser',
       tags: ['users'],
       summary: 'Get a user',
-      description: 'The user itself, or a caller with users:read. Unknown and soft-deleted users are 404.',
+      description: 'The user itself, or a caller with users:read. Unknown and soft-deleted users are 404. With AUDIT_DATA_ACCESS=true, ' +
+        'a read of another user is audited as user.viewed (written within about a second, in a batch; an audit row, not an event).',
       security,
       params: IdParamsSchema,
       headers: IfNoneMatchHeaders,
       response: { 200: WithHeaders(UserResponseSchema, 'ETag'), 304: WithHeaders(NotModifiedResponse, 'ETag'), ...errors(400, 401, 403, 404, 429) }
     }
   }, async (request, reply) => {
-    const { user, etag } = await usersService.get(request.params.id)
+    const { user, etag } = await usersService.get(request.params.id, contextOf(request))
     reply.header('etag', etag).header('cache-control', 'private, no-cache')
     if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
     return { success: true as const, data: user }
@@ -276,12 +278,47 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function (fastify) {
       operationId: 'exportUser',
       tags: ['users'],
       summary: 'Export everything held about a user (GDPR access)',
-      description: 'The user itself, or a caller with users:read: the user, profile, roles, logins and audit trail (its newest 10,000 entries).',
+      description: 'The user itself, or a caller with users:read: the user, profile, roles, logins, audit trail (its newest 10,000 entries), ' +
+        'consent history, linked sign-in providers, passkeys (never key material) and invitations received or sent (never a token). ' +
+        'Each export is audited as user.exported.',
       security,
       params: IdParamsSchema,
       response: { 200: Success(Type.Ref(UserExportSchema)), ...errors(400, 401, 403, 404, 429) }
     }
-  }, async request => ({ success: true as const, data: await usersService.exportData(request.params.id, request.actor?.id ?? null) }))
+  }, async request => ({ success: true as const, data: await usersService.exportData(contextOf(request), request.params.id) }))
+
+  fastify.get('/:id/consents', {
+    preHandler: authorize(ACCESS.readConsents),
+    schema: {
+      operationId: 'listUserConsents',
+      tags: ['users'],
+      summary: "A user's current consents",
+      description: 'The user itself, or a caller with users:read. One entry per purpose of CONSENT_PURPOSES that has a recorded state ' +
+        '(the latest change); a purpose never decided is not listed. The whole history is in the export.',
+      security,
+      params: IdParamsSchema,
+      response: { 200: ConsentListResponseSchema, ...errors(400, 401, 403, 404, 429) }
+    }
+  }, async request => ({ success: true as const, data: await fastify.consentsService.list(request.params.id) }))
+
+  fastify.put('/:id/consents/:purpose', {
+    preHandler: authorize(ACCESS.changeConsents),
+    schema: {
+      operationId: 'setUserConsent',
+      tags: ['users'],
+      summary: "Grant or withdraw a user's consent to a purpose",
+      description: 'The user itself, or a caller with users:write. Records a new state (the history is kept, append-only) and audits it ' +
+        'as user.consent_changed; the same granted and version as the current state records nothing. A purpose outside ' +
+        'CONSENT_PURPOSES is 400 VALIDATION_ERROR.',
+      security,
+      params: ConsentParamsSchema,
+      body: ConsentInputSchema,
+      response: { 200: ConsentResponseSchema, ...errors(400, 401, 403, 404, 429) }
+    }
+  }, async request => ({
+    success: true as const,
+    data: await fastify.consentsService.set(contextOf(request), request.params.id, request.params.purpose, request.body)
+  }))
 
   fastify.post('/:id/erase', {
     preHandler: authorize('users:delete', { self: true }),

@@ -19,6 +19,7 @@ import type { Permission, Register, Session, TokenPair } from '../../schemas/aut
 import type { User } from '../../schemas/user.js'
 import type { RequestContext } from './context.js'
 import { toUser, type UsersService } from './users.js'
+import type { ConsentsService } from './consents.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
 import type { MfaService, SecondFactor } from './mfa.js'
@@ -55,6 +56,7 @@ export interface AuthServiceDeps {
   config: Config
   hasher: PasswordHasher
   usersService: UsersService
+  consentsService: ConsentsService
   emails: EmailOutbox
   mfaService: MfaService
   signAccessToken: (claims: AccessClaims) => string
@@ -70,7 +72,7 @@ export interface AuthServiceDeps {
 }
 
 export function createAuthService ({
-  db, compiled, config, hasher, usersService, emails, mfaService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
+  db, compiled, config, hasher, usersService, consentsService, emails, mfaService, signAccessToken, loginGuard = openLoginGuard, refreshGraceCache = createMemoryTtlCache<TokenPair>(),
   metrics = NO_METRICS, passwordPolicy = createPasswordPolicy()
 }: AuthServiceDeps) {
   /** The answer of a login or a refresh: an access token bound to the session, its refresh token and the user. */
@@ -159,9 +161,15 @@ export function createAuthService ({
     /** A login with no second step possible (an account just created by accepting an invitation). */
     startLogin,
 
-    register (ctx: RequestContext, body: Register): Promise<User> {
+    /** The account and the consents it grants (an unknown purpose is 400 before anything is done) in one transaction. */
+    register (ctx: RequestContext, { consents, ...body }: Register): Promise<User> {
+      consentsService.assertRegistrable(consents)
       const status = config.requireEmailVerification ? 'pending' : 'active'
-      return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, { actorIsNewUser: true, auditNote: { registered: true } })
+      return usersService.createAccount(ctx, { ...body, roles: ['user'], status }, {
+        actorIsNewUser: true,
+        auditNote: { registered: true },
+        ...(consents && { andThen: (trx, user) => consentsService.grantIn(trx, { ...ctx, actorId: user.id }, user.id, consents) })
+      })
     },
 
     async login (ctx: RequestContext, email: string, password: string): Promise<LoginAnswer> {

@@ -42,6 +42,8 @@ export const ACCESS = {
   deleteUser: { permission: 'users:delete', self: true },
   restoreUser: { permission: 'users:delete' },
   setUserRoles: { permission: 'roles:manage' },
+  readConsents: { permission: 'users:read', self: true },
+  changeConsents: { permission: 'users:write', self: true },
   manageRoles: { permission: 'roles:manage' },
   readAudit: { permission: 'audit:read' }
 } as const satisfies Record<string, Access>

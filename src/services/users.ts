@@ -14,6 +14,10 @@ import { dateOf } from '../lib/timestamp.js'
 import { auditTrailOf, insertAudit, scrubAuditTrail } from '../repositories/audit.js'
 import { listSessionsOfUser, revokeSessions } from '../repositories/sessions.js'
 import { findMfaState } from '../repositories/mfa.js'
+import { consentHistory, deleteConsents } from '../repositories/consents.js'
+import { listIdentities } from '../repositories/identities.js'
+import { listPasskeysForExport } from '../repositories/passkeys.js'
+import { eraseInvitationsOf, invitationsOfUser } from '../repositories/invitations.js'
 import { lockAdministrators } from '../repositories/administrators.js'
 import * as users from '../repositories/users.js'
 import type { Executor, UserListFilter, UserWithRelationsRow } from '../repositories/users.js'
@@ -22,6 +26,7 @@ import {
   type UserListQuery, type UserPatch, type UserReplace, type UserField
 } from '../../schemas/user.js'
 import { assertAdministratorRemains } from './administrators.js'
+import { NO_ACCESS_AUDIT, type AccessAudit } from './access-audit.js'
 import { can, type RequestContext } from './context.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
@@ -73,6 +78,8 @@ export interface UsersServiceDeps {
   emails: EmailOutbox
   /** Every new password's check (policy, breaches); the policy alone by default. */
   passwordPolicy?: PasswordPolicy
+  /** user.viewed rows for reads of other users' records (AUDIT_DATA_ACCESS); off by default. */
+  accessAudit?: AccessAudit
 }
 
 /** A new account's row, its password already hashed (see insertAccount). */
@@ -88,7 +95,12 @@ export interface NewAccount {
   roles: string[]
 }
 
-interface AccountOptions { actorIsNewUser?: boolean, auditNote?: Record<string, unknown> }
+interface AccountOptions {
+  actorIsNewUser?: boolean
+  auditNote?: Record<string, unknown>
+  /** More writes of the new account's transaction (a registration's consents). */
+  andThen?: (trx: Transaction<Database>, user: User) => Promise<void>
+}
 
 /**
  * A write whose checks and slow preparation (password hashing) are done, waiting for a transaction:
@@ -113,7 +125,7 @@ export interface ImportedChange {
   passwordHash?: string
 }
 
-export function createUsersService ({ db, compiled, reads, hasher, emails, passwordPolicy = createPasswordPolicy() }: UsersServiceDeps) {
+export function createUsersService ({ db, compiled, reads, hasher, emails, passwordPolicy = createPasswordPolicy(), accessAudit = NO_ACCESS_AUDIT }: UsersServiceDeps) {
   async function load (ex: Executor, id: string, includeDeleted = false): Promise<User> {
     const row = await users.findUserById(ex, compiled, id, includeDeleted)
     if (!row) throw notFound('User')
@@ -201,6 +213,7 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
     if (!account.emailVerified) await queueEmailVerification(trx, emails, id, account.email)
     const user = await load(trx, id)
     await insertAudit(trx, options.actorIsNewUser ? { ...ctx, actorId: id } : ctx, { action: 'user.created', userId: id, changes: createdChanges(user, options.auditNote) })
+    await options.andThen?.(trx, user)
     return user
   }
 
@@ -324,8 +337,10 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
       return { data: visible.map(row => pick(toUser(row), fields)), pagination, cursorAt }
     },
 
-    async get (id: string) {
+    /** viewer: who reads, for the access audit (a read of another user's record is a user.viewed row, written later in a batch). */
+    async get (id: string, viewer?: RequestContext) {
       const user = await load(db, id)
+      if (viewer) accessAudit.viewed(viewer, id)
       return { user, etag: etagOf(user) }
     },
 
@@ -378,17 +393,21 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
 
     remove: (ctx: RequestContext, id: string, ifMatch?: string) => run(writes.remove(ctx, id, ifMatch)),
 
-    /** On the replica when there is one, as list. */
-    async exportData (id: string, callerId: string | null = null) {
+    /** On the replica when there is one, as list; audited (user.exported) on the primary once read. */
+    async exportData (ctx: RequestContext, id: string) {
       // Not found is an answer, not a replica failure: thrown after the read.
-      const found = await reads.run(callerId, async (db, compiled) => {
+      const found = await reads.run(ctx.actorId, async (db, compiled) => {
         const row = await users.findUserById(db, compiled, id)
         if (!row) return undefined
-        const [sessionRows, auditRows, mfa] = await Promise.all([listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000), findMfaState(db, id)])
-        return { user: toUser(row), sessionRows, auditRows, mfa }
+        const [sessionRows, auditRows, mfa, consentRows, identityRows, passkeyRows, invitationRows] = await Promise.all([
+          listSessionsOfUser(db, id), auditTrailOf(db, id, 10_000), findMfaState(db, id), consentHistory(db, id, 10_000),
+          listIdentities(db, id), listPasskeysForExport(db, id), invitationsOfUser(db, id, row.email, 10_000)
+        ])
+        return { user: toUser(row), sessionRows, auditRows, mfa, consentRows, identityRows, passkeyRows, invitationRows }
       })
       if (!found) throw notFound('User')
-      const { user, sessionRows, auditRows, mfa } = found
+      const { user, sessionRows, auditRows, mfa, consentRows, identityRows, passkeyRows, invitationRows } = found
+      await insertAudit(db, ctx, { action: 'user.exported', userId: id })
       return {
         user,
         profile: user.profile,
@@ -397,7 +416,13 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
           ...s, createdAt: s.createdAt.toISOString(), lastUsedAt: s.lastUsedAt.toISOString(), expiresAt: s.expiresAt.toISOString(), revokedAt: iso(s.revokedAt)
         })),
         mfa,
-        auditTrail: auditRows.map(a => ({ ...a, createdAt: a.createdAt.toISOString() }))
+        auditTrail: auditRows.map(a => ({ ...a, createdAt: a.createdAt.toISOString() })),
+        consents: consentRows.map(c => ({ ...c, createdAt: c.createdAt.toISOString() })),
+        identities: identityRows.map(i => ({ ...i, createdAt: i.createdAt.toISOString() })),
+        passkeys: passkeyRows.map(p => ({ ...p, createdAt: p.createdAt.toISOString(), lastUsedAt: iso(p.lastUsedAt) })),
+        invitations: invitationRows.map(i => ({
+          ...i, createdAt: i.createdAt.toISOString(), expiresAt: i.expiresAt.toISOString(), acceptedAt: iso(i.acceptedAt), revokedAt: iso(i.revokedAt)
+        }))
       }
     },
 
@@ -425,6 +450,8 @@ export function createUsersService ({ db, compiled, reads, hasher, emails, passw
           erasedAt: now
         })
         await users.deletePersonalRecords(trx, id, locked.email)
+        await deleteConsents(trx, id)
+        await eraseInvitationsOf(trx, id, locked.email)
         await scrubAuditTrail(trx, id)
         await assertAdministratorRemains(trx)
         await insertAudit(trx, { ...ctx, ...(ctx.actorId === id ? { ip: null, userAgent: null } : {}) }, { action: 'user.erased', userId: id })

@@ -20,6 +20,8 @@ import { createIdempotencyService, type IdempotencyService } from '../../service
 import { createEventsService, type EventsService } from '../../services/events.js'
 import { createUsersBatchService, type UsersBatchService } from '../../services/users-batch.js'
 import { createUserImportService, type UserImportService } from '../../services/user-import.js'
+import { createConsentsService, type ConsentsService } from '../../services/consents.js'
+import { createAccessAudit, type AccessAudit } from '../../services/access-audit.js'
 import { bodyCheck } from '../../lib/validation.js'
 import { IdParamsSchema } from '../../../schemas/common.js'
 import { UserCreateSchema, UserPatchSchema } from '../../../schemas/user.js'
@@ -40,6 +42,8 @@ declare module 'fastify' {
     invitationsService: InvitationsService
     idempotencyService: IdempotencyService
     eventsService: EventsService
+    consentsService: ConsentsService
+    accessAudit: AccessAudit
   }
 }
 
@@ -51,7 +55,13 @@ export default fp(async function services (fastify) {
   const passwordPolicy = createPasswordPolicy(config.passwordBreachCheckUrl
     ? createBreachCheck({ url: config.passwordBreachCheckUrl, log: fastify.log, metrics: fastify.appMetrics })
     : undefined)
-  const usersService = createUsersService({ db, compiled, reads: fastify.lagTolerantReads, config, hasher, emails: fastify.emailOutbox, passwordPolicy })
+  // onClose hooks run in reverse order: the rows it holds are written before the database closes.
+  const accessAudit = createAccessAudit({ db, enabled: config.auditDataAccess, flushMs: config.accessAuditFlushMs, log: fastify.log })
+  fastify.decorate('accessAudit', accessAudit)
+  fastify.addHook('onClose', async () => accessAudit.close())
+  const consentsService = createConsentsService({ db, config })
+  fastify.decorate('consentsService', consentsService)
+  const usersService = createUsersService({ db, compiled, reads: fastify.lagTolerantReads, config, hasher, emails: fastify.emailOutbox, passwordPolicy, accessAudit })
   fastify.decorate('usersService', usersService)
   // Each operation of a batch is checked by the schemas of its single request, with the routes' own compiler.
   const check = (schema: Parameters<typeof bodyCheck>[1]) => bodyCheck(fastify.validatorCompiler as Parameters<typeof bodyCheck>[0], schema)
@@ -73,7 +83,7 @@ export default fp(async function services (fastify) {
     passkeys: { verifyAssertion: (by, response) => passkeysService.verifyAssertion(by, response), list: userId => passkeysService.list(userId) }
   })
   fastify.decorate('mfaService', mfaService)
-  const authService = createAuthService({ db, compiled, config, hasher, usersService, emails: fastify.emailOutbox, mfaService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy })
+  const authService = createAuthService({ db, compiled, config, hasher, usersService, consentsService, emails: fastify.emailOutbox, mfaService, signAccessToken: fastify.signAccessToken, loginGuard, refreshGraceCache, metrics: fastify.appMetrics, passwordPolicy })
   fastify.decorate('authService', authService)
   fastify.decorate('invitationsService', createInvitationsService({ db, hasher, passwordPolicy, emails: fastify.emailOutbox, usersService, authService }))
   const passkeysService = createPasskeysService({ db, compiled, config, authService, metrics: fastify.appMetrics })

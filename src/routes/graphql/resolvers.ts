@@ -86,7 +86,7 @@ export function createResolvers (fastify: FastifyInstance, compile: FastifySchem
         return { user, permissions }
       },
       async user (_root: unknown, args: Args, ctx: GraphqlContext) {
-        return (await usersService.get(userId(ctx, args, ACCESS.getUser))).user
+        return (await usersService.get(userId(ctx, args, ACCESS.getUser), ctx.caller)).user
       },
       async users (_root: unknown, args: Args, ctx: GraphqlContext) {
         const { actor, value } = guard(ctx, ACCESS.listUsers, () => checkUserList(given({
