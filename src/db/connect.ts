@@ -7,7 +7,7 @@ import type { Config } from '../config.js'
 import type { Database } from './types.js'
 import { PGliteDialect } from './pglite-dialect.js'
 import { RowsCamelCasePlugin } from './camel-case.js'
-import { CompiledQueries } from './compiled-queries.js'
+import { CompiledQueries, PLANNED_PER_CALL_MARK } from './compiled-queries.js'
 import { FUZZY_WORD_SIMILARITY } from '../lib/search-query.js'
 
 export type DB = Kysely<Database>
@@ -40,22 +40,23 @@ pg.types.setTypeParser(pg.types.builtins.INT8, value => Number(value))
  * several statements.)
  */
 function createStatementNamer () {
-  const names = new Map<string, string>()
+  const names = new Map<string, string | undefined>()
   return function statementName (text: string) {
     let name = names.get(text)
-    if (!name) {
-      name = `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
+    if (name === undefined && !names.has(text)) {
+      name = text.includes(PLANNED_PER_CALL_MARK) ? undefined : `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
       if (names.size < 5000) names.set(text, name)
     }
     return name
   }
 }
 
-function preparedStatements (client: pg.PoolClient, statementName: (text: string) => string) {
+function preparedStatements (client: pg.PoolClient, statementName: (text: string) => string | undefined) {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
   client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
     if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0) return query(text, values, callback)
-    return query({ name: statementName(text), text, values }, callback)
+    const name = statementName(text)
+    return name ? query({ name, text, values }, callback) : query(text, values, callback)
   }) as typeof client.query
 }
 

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely'
-import type { CompiledQueries } from '../db/compiled-queries.js'
+import { PLANNED_PER_CALL, type CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
 import { deleteMfaRecords } from './mfa.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
@@ -77,6 +77,8 @@ const SWAP_WEIGHT = 0.9
 
 const termKind = (term: SearchTerm) => term.swaps ? `${term.field}~` : term.field
 const likePattern = (text: string) => '%' + escapeLike(text) + '%'
+/** Text that a PostgreSQL regular expression matches literally. */
+const regexLiteral = (text: string) => text.replace(/[\\.*+?^${}()|[\]]/g, '\\$&')
 
 /**
  * A term as SQL: its condition (a case-insensitive substring; for a fuzzy word also its swaps, or a
@@ -95,10 +97,13 @@ function termSql (term: SearchTerm) {
       scoreParameters: [text]
     }
   }
-  const patterns = [text, ...swaps].map(likePattern)
+  // One regular expression of the alternatives, not `ilike any(array)`: the planner estimates an
+  // array of ten patterns at ten times the rows, and at 1,000,000 users it then walks the created_at
+  // index filtering every row (440 ms) instead of probing the trigram index (11 ms).
+  const alternatives = [text, ...swaps].map(regexLiteral).join('|')
   return {
-    condition: () => sql<boolean>`(${column} ilike any(${patterns}::text[]) or ${text} <% ${column})`,
-    conditionParameters: [patterns, text],
+    condition: () => sql<boolean>`(${column} ~* ${alternatives} or ${text} <% ${column})`,
+    conditionParameters: [alternatives, text],
     score: () => sql<number>`greatest(word_similarity(${text}, ${column}), ${sql.lit(SWAP_WEIGHT)} * (select coalesce(max(word_similarity(s, ${column})), 0) from unnest(${swaps}::text[]) s))`,
     scoreParameters: [text, swaps]
   }
@@ -148,6 +153,7 @@ export async function listUsers (db: Executor, compiled: CompiledQueries, filter
   rowParameters.push(filter.limit, filter.offset)
   const [rows, total] = await Promise.all([
     compiled.run(db, `rows:${shapeKey}`, rowParameters, () => selectUsers(db)
+      .$if(terms.length > 0, query => query.modifyFront(PLANNED_PER_CALL))
       .$if(byRelevance, query => query.select(score().as('relevance')))
       .where(filters())
       .where(keyset())
@@ -156,6 +162,7 @@ export async function listUsers (db: Executor, compiled: CompiledQueries, filter
       .offset(filter.offset)).then(result => result.rows),
     filter.withTotal
       ? compiled.run(db, `count:${shapeKey}`, filterParameters, () => db.selectFrom('users as u')
+        .$if(terms.length > 0, query => query.modifyFront(PLANNED_PER_CALL))
         .where(filters())
         .select(sql<number>`count(*)::int`.as('total'))).then(result => result.rows[0].total)
       : null
