@@ -107,4 +107,6 @@ t.test('after erasure no column of any table holds the personal data of the eras
     t.ok(kept.some(row => row.action === action), `the audit trail keeps ${action}`)
   }
   t.equal((await db.selectFrom('userConsents').select('seq').where('userId', 'in', [aLogin.user.id, bLogin.user.id]).execute()).length, 0, 'the consent rows are gone')
+  // On a shared database a `*` webhook left behind would take a delivery of every other file's events.
+  t.equal((await as(app, admin, { method: 'DELETE', url: `/api/v1/webhooks/${hook.json().data.id}` })).statusCode, 204, 'the webhook is removed')
 })
