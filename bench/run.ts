@@ -463,10 +463,14 @@ async function main () {
     }
     results.scenarios = main
     const rpsOf = (name: string) => main.find(c => c.scenario === name)?.servers.service?.rps
-    const [page, pageBr] = [rpsOf('list_users_page'), rpsOf('list_users_page_br')]
+    const [page, pageBr, user, userBr] = [rpsOf('list_users_page'), rpsOf('list_users_page_br'), rpsOf('get_user'), rpsOf('get_user_br')]
     if (page && pageBr) {
       results.compressionCost = pageBr / page
       console.log(`compression: service list_users_page_br / list_users_page = ${(pageBr / page).toFixed(2)} (1.00: free)`)
+    }
+    if (user && userBr) {
+      results.smallAnswerCompressionCost = userBr / user
+      console.log(`compression of a small answer (left uncompressed): service get_user_br / get_user = ${(userBr / user).toFixed(2)} (1.00: free)`)
     }
 
     // Latency under a load every server can carry: get_user at half the lean floor's maximum rate.

@@ -89,6 +89,19 @@ export const scenarios: Record<string, Scenario> = {
       }
     }
   },
+  // get_user asked for with br and gzip: its answer (about 500 bytes) is under the 1 KiB threshold,
+  // so against get_user it shows what the compression hook costs an answer it leaves alone.
+  get_user_br: {
+    name: 'get_user_br',
+    connections: 20,
+    skip: ['lean', 'peer'],
+    async prepare (target) {
+      return {
+        headers: { authorization: `Bearer ${target.adminToken}`, 'accept-encoding': 'br, gzip' },
+        requests: [{ setupRequest: req => ({ ...req, path: `/api/v1/users/${pick(target.userIds)}` }) }]
+      }
+    }
+  },
   list_users_page: {
     name: 'list_users_page',
     connections: 20,
