@@ -166,13 +166,14 @@ export async function ownDatabase (t: Tap): Promise<NodeJS.ProcessEnv> {
   }
   const base = new URL(process.env.DATABASE_URL)
   const name = `test_${randomUUID().replaceAll('-', '').slice(0, 12)}`
-  const admin = new pg.Client({ connectionString: base.toString() })
-  await admin.connect()
-  await admin.query(`create database ${name}`)
-  t.teardown(async () => {
-    await admin.query(`drop database if exists ${name} with (force)`)
-    await admin.end()
-  })
+  // A connection per statement: one held open would keep the process alive past the tests.
+  const run = async (statement: string) => {
+    const admin = new pg.Client({ connectionString: base.toString() })
+    await admin.connect()
+    try { await admin.query(statement) } finally { await admin.end() }
+  }
+  await run(`create database ${name}`)
+  t.teardown(() => run(`drop database if exists ${name} with (force)`))
   const url = new URL(base)
   url.pathname = `/${name}`
   return { DATABASE_URL: url.toString() }
