@@ -72,7 +72,9 @@ async function story (t: Test, encrypted: boolean) {
 
   const email = `pii-${tag}@example.test`
   const create = () => app.inject({
-    method: 'POST', url: '/api/v1/users', ...client,
+    method: 'POST',
+    url: '/api/v1/users',
+    ...client,
     headers: { ...client.headers, authorization: `Bearer ${admin.token}`, 'idempotency-key': `create-${tag}` },
     payload: { email, password: PASSWORD, firstName: 'Pia', lastName: 'Private', profile: { phone, bio } }
   })
