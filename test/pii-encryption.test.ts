@@ -55,7 +55,7 @@ async function receiver (t: Test) {
  */
 async function story (t: Test, encrypted: boolean) {
   const env = await ownDatabase(t)
-  const app = await build(t, {}, { ...env, WEBHOOK_ALLOW_PRIVATE: 'true', ...(encrypted ? { PII_ENCRYPTION_KEYS: `k1:${keyOf()}` } : {}) })
+  const app = await build(t, {}, { ...env, WEBHOOK_ALLOW_PRIVATE: 'true', PII_ENCRYPTION_KEYS: encrypted ? `k1:${keyOf()}` : '' })
   const admin = await createUser(app, { roles: ['admin'] })
   const tag = randomUUID().replaceAll('-', '').slice(0, 10)
   const digits = String(Date.now()).slice(-7)
@@ -159,7 +159,7 @@ t.test('start-up refuses a malformed key, a missing key and a wrong key, naming 
 
   // A refused start never becomes an app to close: Redis, connected before the check, would stay
   // open (the process exits there), so these starts go without it.
-  const refused = (keys?: string) => build(t, { redisUrl: undefined }, { ...env, ...(keys ? { PII_ENCRYPTION_KEYS: keys } : {}) })
+  const refused = (keys?: string) => build(t, { redisUrl: undefined }, { ...env, PII_ENCRYPTION_KEYS: keys ?? '' })
   await t.rejects(refused(), { name: 'ConfigError', message: /PII_ENCRYPTION_KEYS is not set, but this database holds personal data sealed under key id\(s\) "a"/ }, 'no keys while sealed data exists')
   await t.rejects(refused(`b:${keyOf()}`), { name: 'ConfigError', message: /PII_ENCRYPTION_KEYS lacks key id\(s\) "a"/ }, 'a keyring without the key id in use')
   await t.rejects(refused(`a:${keyOf()}`), { name: 'ConfigError', message: /PII_ENCRYPTION_KEYS: the key given for id\(s\) "a" is not the key/ }, 'another key under the same id')
