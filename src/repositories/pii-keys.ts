@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { Executor } from '../db/types.js'
 
-/** The key ids that have sealed personal data in this database, with their check values (migration 019). */
+/** The key ids that have sealed personal data in this database, with their check values (migration 021). */
 export function listPiiKeys (db: Executor) {
   return sql<{ kid: string, checkValue: string }>`select kid, check_value from pii_keys order by created_at, kid`.execute(db).then(r => r.rows)
 }

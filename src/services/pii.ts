@@ -9,7 +9,7 @@ import { PII_TABLES, forgetPiiKeysExcept, listPiiKeys, readPiiBatch, registerPii
  * At start, before anything is read or written: refuses (ConfigError, naming PII_ENCRYPTION_KEYS)
  * a keyring that lacks a key id under which data is sealed here, holds a different key under a
  * known id, or is missing while sealed data exists; then records the current key id, so that
- * every id that ever sealed anything is known (pii_keys, migration 019).
+ * every id that ever sealed anything is known (pii_keys, migration 021).
  */
 export async function assertPiiKeys (db: Executor): Promise<void> {
   const pii = piiKeyringOf(db)
