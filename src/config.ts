@@ -4,6 +4,7 @@ import proxyAddr from '@fastify/proxy-addr'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseDuration } from './lib/duration.js'
+import type { PiiKey } from './lib/secret-box.js'
 
 const DURATION = '\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|min|h|d)?\\s*'
 const Duration = (defaultValue: string) => Type.String({ default: defaultValue, pattern: `^${DURATION}$` })
@@ -28,6 +29,7 @@ export const EnvSchema = Type.Object({
   JWT_AUDIENCE: Type.String({ default: 'user-management-api' }),
   REFRESH_TOKEN_EXPIRY: Duration('7d'),
   MFA_ENCRYPTION_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  PII_ENCRYPTION_KEYS: Type.Optional(Type.String()),
   MFA_ISSUER: Type.String({ default: 'User Management API', minLength: 1, maxLength: 100 }),
   MFA_TOKEN_TTL: Duration('5m'),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
@@ -111,6 +113,8 @@ export interface Config {
   refreshTokenExpirySec: number
   /** 32 bytes: seals TOTP secrets (AES-256-GCM) and keys the recovery-code hashes. */
   mfaEncryptionKey: Buffer
+  /** PII_ENCRYPTION_KEYS: the first key seals, every one opens; empty = personal data stays in clear. */
+  piiKeys: PiiKey[]
   /** The issuer an authenticator app shows next to the account. */
   mfaIssuer: string
   /** How long the mfaToken of a login awaiting its second factor lives. */
@@ -264,6 +268,27 @@ export function mfaKeyOf (value: string | undefined, production: boolean, jwtSec
   return key
 }
 
+/**
+ * PII_ENCRYPTION_KEYS: `kid:base64key` comma list, each key 32 bytes (`openssl rand -base64 32`),
+ * key ids unique ([A-Za-z0-9_-], up to 32 characters: stored beside every sealed value).
+ */
+export function parsePiiKeys (value: string | undefined): PiiKey[] {
+  const entries = (value ?? '').split(',').map(s => s.trim()).filter(Boolean)
+  const keys: PiiKey[] = []
+  for (const [i, entry] of entries.entries()) {
+    const match = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/_-]{43}=?)$/.exec(entry)
+    const key = match ? Buffer.from(match[2], 'base64') : undefined
+    if (!match || !key || key.length !== 32) {
+      // The entry itself is never echoed: it may be a key.
+      throw new ConfigError(`PII_ENCRYPTION_KEYS: entry ${i + 1} is not kid:base64key with a 32-byte key (kid of [A-Za-z0-9_-], key from openssl rand -base64 32)`)
+    }
+    if (new Set(key).size < 8) throw new ConfigError(`PII_ENCRYPTION_KEYS: the key "${match[1]}" is too weak (too few distinct bytes)`)
+    if (keys.some(k => k.kid === match[1])) throw new ConfigError(`PII_ENCRYPTION_KEYS: the key id "${match[1]}" is given twice`)
+    keys.push({ kid: match[1], key })
+  }
+  return keys
+}
+
 export function weakSecretReason (secret: string | undefined): string | undefined {
   if (!secret) return 'JWT_SECRET is required when NODE_ENV=production'
   if (secret.length < 32) return 'JWT_SECRET must be at least 32 characters when NODE_ENV=production'
@@ -372,6 +397,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     jwtSecret: env.JWT_SECRET ?? DEV_SECRET,
     mfaEncryptionKey: mfaKeyOf(env.MFA_ENCRYPTION_KEY, production, env.JWT_SECRET ?? DEV_SECRET),
+    piiKeys: parsePiiKeys(env.PII_ENCRYPTION_KEYS),
     mfaIssuer: env.MFA_ISSUER,
     mfaTokenTtlSec: secondsOf('MFA_TOKEN_TTL', env.MFA_TOKEN_TTL),
     jwtExpirySec: secondsOf('JWT_EXPIRY', env.JWT_EXPIRY),

@@ -2,10 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 
-let config
-try {
-  config = loadConfig()
-} catch (err) {
+function configurationError (err: unknown): never {
   if (err instanceof ConfigError) {
     console.error(`Configuration error: ${err.message}`)
     process.exit(1)
@@ -13,7 +10,15 @@ try {
   throw err
 }
 
-const app = await buildApp(config)
+let config
+try {
+  config = loadConfig()
+} catch (err) {
+  configurationError(err)
+}
+
+// Some configuration is checked against the database (PII_ENCRYPTION_KEYS against the data it sealed).
+const app = await buildApp(config).catch(configurationError)
 app.server.keepAliveTimeout = 72_000
 app.server.headersTimeout = 75_000
 app.server.requestTimeout = 30_000

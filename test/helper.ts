@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import path, { join } from 'node:path'
+import pg from 'pg'
 import { createServer, type AddressInfo } from 'node:net'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
@@ -67,6 +69,8 @@ export function testConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     MAX_EVENT_LOOP_DELAY: '0',
     ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+    // The suite runs with personal data encrypted at rest too (on a database of its own: a sealed one refuses keyless starts).
+    ...(process.env.PII_ENCRYPTION_KEYS ? { PII_ENCRYPTION_KEYS: process.env.PII_ENCRYPTION_KEYS } : {}),
     ...env
   })
   // A Redis key prefix per app, so test files sharing one Redis never share counters.
@@ -147,6 +151,32 @@ export function assertError (t: Test, res: LightMyRequestResponse, status: numbe
   t.equal(typeof body.error?.message, 'string', `${message}: a message`)
   t.equal(body.error?.requestId, res.headers['x-request-id'], `${message}: requestId is X-Request-Id`)
   return body.error as { code: string, message: string, details?: Array<{ field?: string, message: string }>, requestId: string }
+}
+
+/**
+ * A database of the test's own, for apps built one after another on the same data (each closed
+ * before the next): a new PostgreSQL database beside DATABASE_URL's, or an embedded one in a
+ * temporary directory. Resolves to the environment that points an app at it.
+ */
+export async function ownDatabase (t: Tap): Promise<NodeJS.ProcessEnv> {
+  if (!process.env.DATABASE_URL) {
+    const dir = await mkdtemp(path.join(tmpdir(), 'test-db-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    return { DATA_DIR: dir }
+  }
+  const base = new URL(process.env.DATABASE_URL)
+  const name = `test_${randomUUID().replaceAll('-', '').slice(0, 12)}`
+  // A connection per statement: one held open would keep the process alive past the tests.
+  const run = async (statement: string) => {
+    const admin = new pg.Client({ connectionString: base.toString() })
+    await admin.connect()
+    try { await admin.query(statement) } finally { await admin.end() }
+  }
+  await run(`create database ${name}`)
+  t.teardown(() => run(`drop database if exists ${name} with (force)`))
+  const url = new URL(base)
+  url.pathname = `/${name}`
+  return { DATABASE_URL: url.toString() }
 }
 
 /** A loopback port nothing listens on now, for a server a test starts itself. */

@@ -7,6 +7,7 @@ import type { Config } from '../config.js'
 import type { Database } from './types.js'
 import { PGliteDialect } from './pglite-dialect.js'
 import { RowsCamelCasePlugin } from './camel-case.js'
+import { createPiiKeyring } from '../lib/secret-box.js'
 import { CompiledQueries, PLANNED_PER_CALL_MARK } from './compiled-queries.js'
 import { FUZZY_WORD_SIMILARITY } from '../lib/search-query.js'
 
@@ -60,12 +61,17 @@ function preparedStatements (client: pg.PoolClient, statementName: (text: string
   }) as typeof client.query
 }
 
+/** The row plugin of a database handle: camelCase names and, with PII_ENCRYPTION_KEYS, the opening of personal data. */
+function rowPlugin (config: Config) {
+  return new RowsCamelCasePlugin(config.piiKeys.length > 0 ? createPiiKeyring(config.piiKeys) : undefined)
+}
+
 /** Times each statement, Kysely's and the compiled ones alike. */
 export type QueryObserver = (sql: string, seconds: number) => void
 
 /** A pg pool whose clients prepare each parameterised statement once, with the compiled hot statements going straight to it. */
 function connectPool (url: string, config: Config, log: FastifyBaseLogger, observeQuery: QueryObserver, pool: { applicationName: string, connectionTimeoutMs: number }) {
-  const camelCase = new RowsCamelCasePlugin()
+  const camelCase = rowPlugin(config)
   const logQuery = (event: LogEvent) => observeQuery(event.query.sql, event.queryDurationMillis / 1000)
   const statementName = createStatementNamer()
   const clients = new pg.Pool({
@@ -169,7 +175,7 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger, o
     }
   }
 
-  const camelCase = new RowsCamelCasePlugin()
+  const camelCase = rowPlugin(config)
   const logQuery = (event: LogEvent) => observeQuery(event.query.sql, event.queryDurationMillis / 1000)
   const { PGlite } = await import('@electric-sql/pglite')
   const { pg_trgm: pgTrgm } = await import('@electric-sql/pglite/contrib/pg_trgm')

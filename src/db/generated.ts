@@ -136,6 +136,12 @@ export interface PasswordResetTokens {
   userId: string;
 }
 
+export interface PiiKeys {
+  checkValue: string;
+  createdAt: Generated<Timestamp>;
+  kid: string;
+}
+
 export interface RefreshTokens {
   createdAt: Generated<Timestamp>;
   expiresAt: Timestamp;
@@ -207,6 +213,7 @@ export interface UserProfiles {
   createdAt: Generated<Timestamp>;
   locale: string | null;
   phone: string | null;
+  phoneIndex: string | null;
   timezone: string | null;
   updatedAt: Generated<Timestamp>;
   userId: string;
@@ -316,6 +323,7 @@ export interface DB {
   oidcAuthRequests: OidcAuthRequests;
   oidcLoginCodes: OidcLoginCodes;
   passwordResetTokens: PasswordResetTokens;
+  piiKeys: PiiKeys;
   refreshTokens: RefreshTokens;
   roles: Roles;
   userAuditLog: UserAuditLog;

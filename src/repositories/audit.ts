@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { Executor } from '../db/types.js'
 import { dateOf } from '../lib/timestamp.js'
+import { piiSealer } from './pii.js'
 
 export interface AuditContext { actorId: string | null, ip: string | null, userAgent: string | null, requestId: string | null }
 
@@ -10,21 +11,31 @@ export interface AuditEntry {
   changes?: Record<string, unknown> | null
 }
 
-/** An entry's row as stored: the one place that shapes it (changes as JSON, a bounded user agent). */
+/** An entry's row as stored: the one place that shapes it (a bounded user agent; see sealAuditRow). */
 export function auditRow (context: AuditContext, entry: AuditEntry) {
   return {
     action: entry.action,
     userId: entry.userId,
     actorId: context.actorId,
-    changes: entry.changes ? JSON.stringify(entry.changes) : null,
+    changes: entry.changes ?? null,
     ip: context.ip,
     userAgent: context.userAgent?.slice(0, 512) ?? null,
     requestId: context.requestId
   }
 }
 
+export type AuditRow = ReturnType<typeof auditRow>
+
+/** The row as written to this database: with PII_ENCRYPTION_KEYS, its ip, user agent and profile changes sealed. */
+export function sealAuditRow (db: Executor, row: AuditRow): AuditRow {
+  const sealer = piiSealer(db)
+  if (!sealer) return row
+  return { ...row, ip: sealer.text('ip', row.ip), userAgent: sealer.text('user_agent', row.userAgent), changes: sealer.json('changes', row.changes) }
+}
+
 export async function insertAudit (db: Executor, context: AuditContext, entry: AuditEntry) {
-  await db.insertInto('userAuditLog').values(auditRow(context, entry)).execute()
+  const row = sealAuditRow(db, auditRow(context, entry))
+  await db.insertInto('userAuditLog').values({ ...row, changes: row.changes && JSON.stringify(row.changes) }).execute()
 }
 
 export interface AuditFilter {
@@ -83,7 +94,7 @@ export async function insertAudits (db: Executor, context: AuditContext, entries
  */
 export async function insertAuditRows (db: Executor, rows: Array<{ context: AuditContext, entry: AuditEntry, at?: Date }>) {
   if (rows.length === 0) return
-  const json = JSON.stringify(rows.map(({ context, entry, at }) => ({ ...auditRow(context, entry), changes: entry.changes ?? null, at: at ?? null })))
+  const json = JSON.stringify(rows.map(({ context, entry, at }) => ({ ...sealAuditRow(db, auditRow(context, entry)), at: at ?? null })))
   await sql`insert into user_audit_log (action, user_id, actor_id, changes, ip, user_agent, request_id, created_at)
     select t.action, t."userId", t."actorId", t.changes, t.ip, t."userAgent", t."requestId", coalesce(t.at, clock_timestamp())
     from jsonb_to_recordset(${json}::text::jsonb)

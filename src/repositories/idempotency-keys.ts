@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Executor } from '../db/types.js'
+import { piiSealer } from './pii.js'
 
 /**
  * Idempotency keys (db/migrations/010_idempotency_keys.up.sql): a request claims its key with one
@@ -58,7 +59,8 @@ export function findIdempotencyKey (db: Executor, scope: string, key: string) {
 /** Keeps the answer of the claim's request; false when the claim was lost meanwhile (its lease ran out and another took it). */
 export async function storeIdempotentAnswer (db: Executor, scope: string, key: string, claimId: string, answer: StoredAnswer) {
   const result = await db.updateTable('idempotencyKeys')
-    .set({ state: 'done', statusCode: answer.statusCode, body: answer.body, headers: JSON.stringify(answer.headers) })
+    // The answer may be a login's, with the user's profile: sealed like it (opened by the row plugin).
+    .set({ state: 'done', statusCode: answer.statusCode, body: piiSealer(db)?.text('body', answer.body) ?? answer.body, headers: JSON.stringify(answer.headers) })
     .where('scope', '=', scope)
     .where('key', '=', key)
     .where('claimId', '=', claimId)

@@ -1,7 +1,8 @@
 import { sql } from 'kysely'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
-import type { auditRow } from './audit.js'
+import { sealAuditRow, type AuditRow } from './audit.js'
+import { piiSealer } from './pii.js'
 import { recordLoginReturning, selectUsers, type UserWithRelationsRow } from './users.js'
 
 /**
@@ -12,16 +13,20 @@ import { recordLoginReturning, selectUsers, type UserWithRelationsRow } from './
  */
 export async function startLogin (db: Executor, compiled: CompiledQueries,
   login: { userId: string, allowPending: boolean, amr: string[], userAgent: string | null, ip: string | null, expiresAt: Date, tokenHash: string },
-  audit: ReturnType<typeof auditRow>): Promise<(UserWithRelationsRow & { sessionId: string }) | undefined> {
+  unsealedAudit: AuditRow): Promise<(UserWithRelationsRow & { sessionId: string }) | undefined> {
+  const sealer = piiSealer(db)
   const userAgent = login.userAgent?.slice(0, 512) ?? null
-  const parameters = [login.userId, login.allowPending, userAgent, login.ip, login.expiresAt, login.amr, login.tokenHash,
+  const session = { userAgent: sealer ? sealer.text('user_agent', userAgent) : userAgent, ip: sealer ? sealer.text('ip', login.ip) : login.ip }
+  const sealed = sealAuditRow(db, unsealedAudit)
+  const audit = { ...sealed, changes: sealed.changes && JSON.stringify(sealed.changes) }
+  const parameters = [login.userId, login.allowPending, session.userAgent, session.ip, login.expiresAt, login.amr, login.tokenHash,
     audit.action, audit.userId, audit.actorId, audit.changes, audit.ip, audit.userAgent, audit.requestId]
   const result = await compiled.run(db, 'startLogin', parameters, () => {
     const query = sql<UserWithRelationsRow & { sessionId: string }>`
       with u as (${recordLoginReturning(db, login.userId, login.allowPending)}),
       s as (
         insert into user_sessions (user_id, user_agent, ip, expires_at, amr)
-        select u.id, ${userAgent}, ${login.ip}, ${login.expiresAt}, ${login.amr}::text[] from u returning id, user_id, expires_at
+        select u.id, ${session.userAgent}, ${session.ip}, ${login.expiresAt}, ${login.amr}::text[] from u returning id, user_id, expires_at
       ), rt as (
         insert into refresh_tokens (session_id, user_id, token_hash, expires_at)
         select s.id, s.user_id, ${login.tokenHash}, s.expires_at from s

@@ -6,6 +6,9 @@ import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
 import { deleteUserPasskeys } from './passkeys.js'
 import type { SearchField, SearchTerm } from '../lib/search-query.js'
+import { piiKeyringOf } from '../db/camel-case.js'
+import type { PiiKeyring } from '../lib/secret-box.js'
+import { phoneIndexOf, piiSealer } from './pii.js'
 
 export type { Executor }
 
@@ -85,9 +88,20 @@ const regexLiteral = (text: string) => text.replace(/[\\.*+?^${}()|[\]]/g, '\\$&
  * trigram word similarity over FUZZY_WORD_SIMILARITY) and its score (trigram word similarity, 0 to 1),
  * each with its parameters in SQL order.
  */
-function termSql (term: SearchTerm) {
+function termSql (term: SearchTerm, pii: PiiKeyring | undefined) {
   const column = SEARCHED[term.field]
   const { text, swaps } = term
+  if (term.field === 'phone' && pii) {
+    // Sealed phones cannot be matched by substring: the whole number, by its blind index (under
+    // every key of the ring, so a rotation under way misses nothing). One score for every match.
+    const indexes = pii.phoneIndexes(text)
+    return {
+      condition: () => sql<boolean>`exists (select 1 from user_profiles p where p.user_id = u.id and p.phone_index = any(${indexes}::text[]))`,
+      conditionParameters: [indexes],
+      score: () => sql<number>`1`,
+      scoreParameters: []
+    }
+  }
   if (!swaps) {
     const pattern = likePattern(text)
     return {
@@ -115,6 +129,7 @@ function termSql (term: SearchTerm) {
  * sorted by kind, so that their shape (and the statements compiled) depends on their kinds only.
  */
 export async function listUsers (db: Executor, compiled: CompiledQueries, filter: UserListFilter) {
+  const pii = piiKeyringOf(db)
   const conditions: Array<() => RawBuilder<boolean>> = [() => sql`u.erased_at is null`]
   const filterParameters: unknown[] = []
   const where = (condition: () => RawBuilder<boolean>, ...values: unknown[]) => {
@@ -128,7 +143,7 @@ export async function listUsers (db: Executor, compiled: CompiledQueries, filter
   if (createdAfter) where(() => sql`u.created_at > ${createdAfter}`, createdAfter)
   if (createdBefore) where(() => sql`u.created_at < ${createdBefore}`, createdBefore)
   if (role !== undefined) where(() => sql`u.role_names @> array[${role}]::text[]`, role)
-  const terms = [...filter.terms ?? []].sort((a, b) => termKind(a).localeCompare(termKind(b))).map(termSql)
+  const terms = [...filter.terms ?? []].sort((a, b) => termKind(a).localeCompare(termKind(b))).map(term => termSql(term, pii))
   for (const term of terms) where(term.condition, ...term.conditionParameters)
   const filters = () => sql<boolean>`${sql.join(conditions.map(condition => condition()), sql` and `)}`
   const shapeKey = JSON.stringify([filter.sort, filter.descending, filter.includeDeleted, status !== undefined,
@@ -229,6 +244,9 @@ export async function saveProfile (db: Executor, userId: string, profile: Profil
     if (profile[field] !== undefined) values[field] = profile[field]
     else if (replace) values[field] = null
   }
+  const sealer = piiSealer(db)
+  if (sealer && 'phone' in values) values.phoneIndex = phoneIndexOf(sealer.pii, values.phone)
+  if (sealer) for (const field of ['phone', 'bio'] as const) if (field in values) values[field] = sealer.text(field, values[field])
   await db.insertInto('userProfiles')
     .values({ userId, ...values })
     .onConflict(oc => Object.keys(values).length > 0
@@ -310,7 +328,13 @@ const PROFILE_FIELDS = ['bio', 'avatarUrl', 'phone', 'locale', 'timezone'] as co
  */
 export async function insertUsers (trx: Transaction<Database>, rows: BulkNewUser[]) {
   if (rows.length === 0) return new Map<string, string>()
-  const profileOf = (profile: ProfileInput) => Object.fromEntries(PROFILE_FIELDS.map(field => [field, profile[field] ?? null]))
+  // The read model's copy (users.profile) holds the very sealed values of the profile row, so the trigger finds it current.
+  const sealer = piiSealer(trx)
+  const profileOf = (profile: ProfileInput) => {
+    const clear = Object.fromEntries(PROFILE_FIELDS.map(field => [field, profile[field] ?? null]))
+    return sealer ? sealer.json('profile', clear) : clear
+  }
+  const sealedProfiles = new Map(rows.flatMap(row => row.profile ? [[row.email, profileOf(row.profile)] as const] : []))
   const json = JSON.stringify(rows.map(row => ({
     email: row.email,
     password_hash: row.passwordHash,
@@ -320,7 +344,7 @@ export async function insertUsers (trx: Transaction<Database>, rows: BulkNewUser
     email_verified: row.emailVerified,
     created_at: row.createdAt?.toISOString() ?? null,
     role_names: row.roles.map(role => role.name),
-    profile: row.profile ? profileOf(row.profile) : null
+    profile: sealedProfiles.get(row.email) ?? null
   })))
   const { rows: inserted } = await sql<{ id: string, email: string }>`
     insert into users (email, password_hash, first_name, last_name, status, email_verified, created_at, updated_at, role_names, profile)
@@ -332,7 +356,9 @@ export async function insertUsers (trx: Transaction<Database>, rows: BulkNewUser
   const idOf = new Map(inserted.map(row => [row.email, row.id]))
   const roles = rows.flatMap(row => row.roles.map(role => ({ userId: idOf.get(row.email)!, roleId: role.id })))
   if (roles.length > 0) await trx.insertInto('userRoles').values(roles).execute()
-  const profiles = rows.flatMap(row => row.profile ? [{ userId: idOf.get(row.email)!, ...profileOf(row.profile) }] : [])
+  const profiles = rows.flatMap(row => row.profile
+    ? [{ userId: idOf.get(row.email)!, ...sealedProfiles.get(row.email)!, ...(sealer ? { phoneIndex: phoneIndexOf(sealer.pii, row.profile.phone) } : {}) }]
+    : [])
   if (profiles.length > 0) await trx.insertInto('userProfiles').values(profiles).execute()
   return idOf
 }

@@ -4,6 +4,7 @@ import { connectDatabase, connectReplica, type DatabaseHandle } from '../../db/c
 import { assertMigrated, createMigrator } from '../../db/migrate.js'
 import { primaryOnly, replicaReads, type LagTolerantReads } from '../../db/read-routing.js'
 import { createResilientTtlCache } from '../../lib/ttl-cache.js'
+import { assertPiiKeys } from '../../services/pii.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,6 +32,14 @@ export default fp(async function database (fastify) {
   // Kysely's Migrator takes an advisory lock, so instances starting together migrate once.
   const applied = assertMigrated(await createMigrator(handle.db).migrateToLatest())
   for (const m of applied) fastify.log.info({ migration: m.migrationName, direction: m.direction }, 'migration applied')
+  // Before anything is read or written: a key missing (or wrong) for data sealed here stops the
+  // start. The app never becomes ready then, so its onClose hooks will not run: close here.
+  try {
+    await assertPiiKeys(handle.db)
+  } catch (err) {
+    await handle.close().catch(() => {})
+    throw err
+  }
 
   if (!config.databaseReplicaUrl) {
     fastify.decorate('lagTolerantReads', primaryOnly(handle.db, handle.compiled))
