@@ -62,13 +62,16 @@ export async function spendRecoveryCode (db: Executor, userId: string, codeHash:
 }
 
 /** What the user has enrolled: whether TOTP is active and how many recovery codes are left. */
+/** A user's second factors, as columns of a select from `users as u` (also the login's account lookup). */
+export const MFA_STATE_COLUMNS = [
+  sql<boolean>`exists(select 1 from user_totp t where t.user_id = u.id and t.confirmed_at is not null)`.as('totp'),
+  sql<number>`(select count(*)::int from user_recovery_codes c where c.user_id = u.id and c.used_at is null)`.as('recoveryCodesLeft'),
+  sql<boolean>`exists(select 1 from user_passkeys p where p.user_id = u.id)`.as('passkeys')
+] as const
+
 export async function findMfaState (db: Executor, userId: string) {
   const row = await db.selectFrom('users as u')
-    .select([
-      sql<boolean>`exists(select 1 from user_totp t where t.user_id = u.id and t.confirmed_at is not null)`.as('totp'),
-      sql<number>`(select count(*)::int from user_recovery_codes c where c.user_id = u.id and c.used_at is null)`.as('recoveryCodesLeft'),
-      sql<boolean>`exists(select 1 from user_passkeys p where p.user_id = u.id)`.as('passkeys')
-    ])
+    .select(MFA_STATE_COLUMNS)
     .where('u.id', '=', userId)
     .executeTakeFirst()
   return row ?? { totp: false, recoveryCodesLeft: 0, passkeys: false }

@@ -1,7 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely'
 import { PLANNED_PER_CALL, type CompiledQueries } from '../db/compiled-queries.js'
 import type { Executor } from '../db/types.js'
-import { deleteMfaRecords } from './mfa.js'
+import { deleteMfaRecords, MFA_STATE_COLUMNS } from './mfa.js'
 import type { Database, NewUser, UserUpdate } from '../db/types.js'
 import type { Profile, ProfileInput, UserStatus } from '../../schemas/user.js'
 import { deleteUserPasskeys } from './passkeys.js'
@@ -203,6 +203,20 @@ export function findCredentialsByEmail (db: Executor, email: string) {
     .where(sql`lower(email)`, '=', email.toLowerCase())
     .where('deletedAt', 'is', null)
     .executeTakeFirst()
+}
+
+/**
+ * The account a password login names, with its second factors (as findMfaState reads them), in
+ * one compiled statement: a login is then two round trips, this and
+ * startLogin's.
+ */
+export async function findLoginAccount (db: Executor, compiled: CompiledQueries, email: string) {
+  const normalized = email.toLowerCase()
+  const result = await compiled.run(db, 'loginAccount', [normalized], () => db.selectFrom('users as u')
+    .select(['u.id', 'u.email', 'u.passwordHash', 'u.status', 'u.emailVerified', ...MFA_STATE_COLUMNS])
+    .where(sql`lower(u.email)`, '=', normalized)
+    .where('u.deletedAt', 'is', null))
+  return result.rows[0]
 }
 
 export function findPasswordHash (db: Executor, id: string) {

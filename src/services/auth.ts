@@ -22,7 +22,7 @@ import { toUser, type UsersService } from './users.js'
 import type { ConsentsService } from './consents.js'
 import { queueEmailVerification } from './email-verification.js'
 import type { EmailOutbox } from './email.js'
-import type { MfaService, SecondFactor } from './mfa.js'
+import { methodsOf, type MfaService, type SecondFactor } from './mfa.js'
 
 export type { LoginAttempt, LoginGuard } from './login-throttle.js'
 import * as mfaRecords from '../repositories/mfa.js'
@@ -39,6 +39,9 @@ const STRONG_FACTORS = new Set(['otp', 'passkey'])
  * ['passkey'], ['oidc']), the auth.login row's changes.method (password, passkey, oidc:<name>,
  * invitation) and anything that row should add.
  */
+/** Which second factors a user has enrolled, as findMfaState reads them. */
+type MfaState = Parameters<typeof methodsOf>[0]
+
 export interface SignInOptions { amr: string[], method: string, audit?: Record<string, unknown> }
 
 export type LoginAnswer = TokenPair | MfaChallenge
@@ -118,8 +121,8 @@ export function createAuthService ({
    * enrolled and `amr` holds no strong factor yet (otp, passkey), answers mfaRequired with a
    * single-use mfaToken for POST /auth/mfa/verify, which finishes it.
    */
-  async function signIn (ctx: RequestContext, userId: string, options: SignInOptions): Promise<LoginAnswer> {
-    const methods = options.amr.some(factor => STRONG_FACTORS.has(factor)) ? [] : await mfaService.enrolledMethods(userId)
+  async function signIn (ctx: RequestContext, userId: string, options: SignInOptions, mfaState?: MfaState): Promise<LoginAnswer> {
+    const methods = options.amr.some(factor => STRONG_FACTORS.has(factor)) ? [] : mfaState ? methodsOf(mfaState) : await mfaService.enrolledMethods(userId)
     if (methods.length > 0) {
       const mfaToken = randomToken()
       const expiresAt = new Date(Date.now() + config.mfaTokenTtlSec * 1000)
@@ -179,7 +182,7 @@ export function createAuthService ({
       let outcome: AttemptOutcome = 'abandoned'
       let userId: string | null = null
       try {
-        const account = await users.findCredentialsByEmail(db, normalized)
+        const account = await users.findLoginAccount(db, compiled, normalized)
         userId = account?.id ?? null
         if (!account) {
           await hasher.verifyDummy(password)
@@ -205,7 +208,7 @@ export function createAuthService ({
         // A login still awaiting its second factor has not succeeded either: it neither counts nor
         // clears the failures so far, or knowing the password would wipe the count of wrong codes.
         outcome = 'abandoned'
-        const answer = await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' })
+        const answer = await signIn(ctx, account.id, { amr: ['pwd'], method: 'password' }, account)
         if (!('mfaRequired' in answer)) outcome = 'passed'
         return answer
       } finally {
