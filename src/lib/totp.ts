@@ -1,5 +1,4 @@
 import { generateSecret, generateURI, verify } from 'otplib'
-import QRCode from 'qrcode'
 
 /** RFC 6238 as authenticator apps expect it: HMAC-SHA-1, 6 digits, 30 s steps. */
 export const TOTP_PERIOD_SEC = 30
@@ -13,7 +12,8 @@ export const newTotpSecret = () => generateSecret({ length: 20 })
 /** The otpauth:// URI an authenticator app reads from the QR code. */
 export const totpUri = (secret: string, issuer: string, account: string) => generateURI({ ...TOTP, issuer, label: account, secret })
 
-export const qrSvg = (text: string) => QRCode.toString(text, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
+// qrcode (about 10 MiB resident) is loaded by the first TOTP setup, not by every instance at start.
+export const qrSvg = async (text: string) => (await import('qrcode')).default.toString(text, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
 
 /**
  * The time step a code is valid for, or undefined. Codes of afterTimeStep or earlier are refused:

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import nodemailer from 'nodemailer'
+import type { Transporter } from 'nodemailer'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { JobQueue } from '../jobs/job-queue.js'
@@ -48,15 +48,17 @@ function render (email: OutboxEmail, appUrl: string) {
 
 function createMailer (config: Config, log: FastifyBaseLogger): Mailer {
   if (config.emailTransport === 'smtp') {
-    const transport = nodemailer.createTransport({
+    // nodemailer (about 15 MiB resident) is loaded with the first email, not by every instance at start.
+    let transport: Promise<Transporter> | undefined
+    const transportOf = () => (transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport({
       url: config.smtpUrl, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000
-    })
+    })))
     return {
       async send (email) {
         const { subject, text } = render(email, config.appUrl)
-        await transport.sendMail({ from: config.emailFrom, to: email.toAddress, subject, text })
+        await (await transportOf()).sendMail({ from: config.emailFrom, to: email.toAddress, subject, text })
       },
-      close: () => transport.close()
+      close: () => { transport?.then(t => t.close(), () => {}) }
     }
   }
   // Test transport: the outbox row is the kept copy (listTo reads it).

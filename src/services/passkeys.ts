@@ -1,8 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto'
-import {
-  generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
-  type AuthenticatorTransportFuture, type PublicKeyCredentialRequestOptionsJSON, type RegistrationResponseJSON
-} from '@simplewebauthn/server'
+import type { AuthenticatorTransportFuture, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server'
 import type { Config } from '../config.js'
 import type { CompiledQueries } from '../db/compiled-queries.js'
 import type { DB } from '../db/connect.js'
@@ -16,6 +13,11 @@ import * as users from '../repositories/users.js'
 import type { AuthenticationResponse, Passkey, RegistrationResponse } from '../../schemas/passkeys.js'
 import type { AuthService, LoginAnswer } from './auth.js'
 import type { RequestContext } from './context.js'
+
+// Loaded on the first passkey request: the library and its ASN.1/COSE stack add about 25 MiB to
+// every instance's resident memory, most of which never serve a passkey.
+let webauthnModule: Promise<typeof import('@simplewebauthn/server')> | undefined
+const webauthn = () => (webauthnModule ??= import('@simplewebauthn/server'))
 
 /** How long a challenge can be answered: the ceremony's timeout, too. */
 const CHALLENGE_TTL_MS = 5 * 60_000
@@ -79,7 +81,7 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
   const decoyCredentialId = (email: string) => createHmac('sha256', decoyKey).update(email).digest().toString('base64url')
 
   async function assertionOptions (purpose: 'login' | 'mfa', userId: string | null, allowCredentials?: Array<{ id: string, transports?: AuthenticatorTransportFuture[] }>) {
-    const options: PublicKeyCredentialRequestOptionsJSON = await generateAuthenticationOptions({
+    const options: PublicKeyCredentialRequestOptionsJSON = await (await webauthn()).generateAuthenticationOptions({
       rpID: config.webauthnRpId,
       challenge: randomBytes(32),
       timeout: CHALLENGE_TTL_MS,
@@ -112,7 +114,7 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
     if (userHandle && !userHandleOf(credential.userId).equals(Buffer.from(userHandle, 'base64url'))) return failed('wrong_user')
     let verification
     try {
-      verification = await verifyAuthenticationResponse({
+      verification = await (await webauthn()).verifyAuthenticationResponse({
         response: { ...response, clientExtensionResults: response.clientExtensionResults ?? {} },
         expectedChallenge: spent.challenge,
         ...expected,
@@ -157,7 +159,7 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
       if (!user) throw unauthorized()
       const existing = await passkeys.listCredentialDescriptors(db, actor.id)
       if (existing.length >= MAX_PASSKEYS) throw conflict(`A user can have at most ${MAX_PASSKEYS} passkeys; remove one first`)
-      const options = await generateRegistrationOptions({
+      const options = await (await webauthn()).generateRegistrationOptions({
         rpName: config.webauthnRpName,
         rpID: config.webauthnRpId,
         userID: userHandleOf(user.id),
@@ -184,7 +186,7 @@ export function createPasskeysService ({ db, compiled, config, authService, metr
       if (!spent) throw refused('answers no live registration challenge of yours: request new options')
       let verification
       try {
-        verification = await verifyRegistrationResponse({
+        verification = await (await webauthn()).verifyRegistrationResponse({
           // Transports the library does not know yet are kept as strings: they are only hints for the browser.
           response: { ...response, clientExtensionResults: response.clientExtensionResults ?? {} } as RegistrationResponseJSON,
           expectedChallenge: spent.challenge,
