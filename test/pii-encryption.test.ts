@@ -55,7 +55,7 @@ async function receiver (t: Test) {
  */
 async function story (t: Test, encrypted: boolean) {
   const env = await ownDatabase(t)
-  const app = await build(t, {}, { ...env, WEBHOOK_ALLOW_PRIVATE: 'true', PII_ENCRYPTION_KEYS: encrypted ? `k1:${keyOf()}` : '' })
+  const app = await build(t, { accessAuditFlushMs: 20 }, { ...env, WEBHOOK_ALLOW_PRIVATE: 'true', AUDIT_DATA_ACCESS: 'true', PII_ENCRYPTION_KEYS: encrypted ? `k1:${keyOf()}` : '' })
   const admin = await createUser(app, { roles: ['admin'] })
   const tag = randomUUID().replaceAll('-', '').slice(0, 10)
   const digits = String(Date.now()).slice(-7)
@@ -105,6 +105,16 @@ async function story (t: Test, encrypted: boolean) {
   const audit = await as(app, admin, { method: 'GET', url: `/api/v1/audit-logs?userId=${id}&action=user.updated` })
   const entry = audit.json().data[0]
   t.same([entry?.ip, entry?.userAgent, entry?.changes?.profile?.to?.phone, entry?.changes?.profile?.from?.bio], [ip, userAgent, phone2, bio], 'the audit trail answers clear ip, user agent and changes')
+
+  // A read of another user's record (AUDIT_DATA_ACCESS): its user.viewed row is written later, in a batch, with the reader's ip and user agent.
+  const viewed = await app.inject({ method: 'GET', url: `/api/v1/users/${id}`, ...client, headers: { ...client.headers, authorization: `Bearer ${admin.token}` } })
+  t.equal(viewed.statusCode, 200, 'an admin reads the user')
+  let view: { ip?: string, userAgent?: string } | undefined
+  for (let i = 0; i < 200 && !view; i++) {
+    await new Promise(resolve => setTimeout(resolve, 20))
+    view = (await as(app, admin, { method: 'GET', url: `/api/v1/audit-logs?userId=${id}&action=user.viewed` })).json().data[0]
+  }
+  t.same([view?.ip, view?.userAgent], [ip, userAgent], 'the batched user.viewed row answers clear ip and user agent')
 
   const exported = await as(app, user, { method: 'GET', url: `/api/v1/users/${id}/export` })
   t.ok(exported.body.includes(bio2) && exported.body.includes(userAgent), 'the export holds them in clear')
