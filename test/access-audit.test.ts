@@ -1,11 +1,8 @@
 import t from 'tap'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { ACCESS_AUDIT_BATCH } from '../src/services/access-audit.js'
-import { as, build, createUser, testConfig, validateResponses, type TestUser } from './helper.js'
+import { as, build, createUser, ownDatabase, testConfig, validateResponses, type TestUser } from './helper.js'
 
 const viewedRows = (app: FastifyInstance, userId: string) => app.database.db.selectFrom('userAuditLog')
   .select(['actorId', 'userId', 'ip', 'userAgent', 'requestId', 'changes']).where('action', '=', 'user.viewed').where('userId', '=', userId).execute()
@@ -59,10 +56,8 @@ t.test('AUDIT_DATA_ACCESS off (the default): nothing is written', async t => {
 })
 
 t.test('no write on the read path; a full batch is written at once; a graceful close writes the rest', async t => {
-  // Embedded: a database on disk, so that a second app can read what the first wrote before closing.
-  const dir = await mkdtemp(path.join(tmpdir(), 'access-audit-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const config = testConfig({ accessAuditFlushMs: 3_600_000, dataDir: dir }, { AUDIT_DATA_ACCESS: 'true' })
+  // A database of its own (embedded: on disk), so that a second app can read what the first wrote before closing.
+  const config = testConfig({ accessAuditFlushMs: 3_600_000 }, { AUDIT_DATA_ACCESS: 'true', ...await ownDatabase(t) })
   const built = await buildApp(config)
   await built.ready()
   const first = validateResponses(built)

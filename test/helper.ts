@@ -154,16 +154,11 @@ export function assertError (t: Test, res: LightMyRequestResponse, status: numbe
 }
 
 /**
- * A database of the test's own, for apps built one after another on the same data (each closed
- * before the next): a new PostgreSQL database beside DATABASE_URL's, or an embedded one in a
- * temporary directory. Resolves to the environment that points an app at it.
+ * A throw-away PostgreSQL database beside DATABASE_URL's, dropped when the test ends; its URL
+ * (undefined when the suite runs embedded).
  */
-export async function ownDatabase (t: Tap): Promise<NodeJS.ProcessEnv> {
-  if (!process.env.DATABASE_URL) {
-    const dir = await mkdtemp(path.join(tmpdir(), 'test-db-'))
-    t.teardown(() => rm(dir, { recursive: true, force: true }))
-    return { DATA_DIR: dir }
-  }
+export async function ownPostgresDatabase (t: Tap): Promise<string | undefined> {
+  if (!process.env.DATABASE_URL) return undefined
   const base = new URL(process.env.DATABASE_URL)
   const name = `test_${randomUUID().replaceAll('-', '').slice(0, 12)}`
   // A connection per statement: one held open would keep the process alive past the tests.
@@ -176,7 +171,20 @@ export async function ownDatabase (t: Tap): Promise<NodeJS.ProcessEnv> {
   t.teardown(() => run(`drop database if exists ${name} with (force)`))
   const url = new URL(base)
   url.pathname = `/${name}`
-  return { DATABASE_URL: url.toString() }
+  return url.toString()
+}
+
+/**
+ * A database of the test's own, for apps built one after another on the same data (each closed
+ * before the next): a new PostgreSQL database beside DATABASE_URL's, or an embedded one in a
+ * temporary directory. Resolves to the environment that points an app at it.
+ */
+export async function ownDatabase (t: Tap): Promise<NodeJS.ProcessEnv> {
+  const databaseUrl = await ownPostgresDatabase(t)
+  if (databaseUrl) return { DATABASE_URL: databaseUrl }
+  const dir = await mkdtemp(path.join(tmpdir(), 'test-db-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return { DATA_DIR: dir }
 }
 
 /** A loopback port nothing listens on now, for a server a test starts itself. */

@@ -1,8 +1,6 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
-import { as, assertError, build, createUser } from './helper.js'
-import type { Config } from '../src/config.js'
+import { as, assertError, build, createUser, ownPostgresDatabase } from './helper.js'
 
 const app = await build(t)
 const admin = await createUser(app, { roles: ['admin'] })
@@ -63,28 +61,11 @@ t.test('roles may also be set through PATCH and PUT by roles:manage', async t =>
   t.ok(error.details?.some(d => d.field === 'roles'))
 })
 
-/**
- * "The last administrator" counts every administrator in the database, so this test needs a
- * database of its own: a fresh in-memory one when embedded, a throw-away one on a real server.
- */
-async function isolatedDatabase (t: Test): Promise<Partial<Config>> {
-  const url = process.env.DATABASE_URL
-  if (!url) return {}
-  const name = `users_roles_${randomUUID().replaceAll('-', '')}`
-  const run = async (statement: string) => {
-    const client = new pg.Client({ connectionString: url })
-    await client.connect()
-    try { await client.query(statement) } finally { await client.end() }
-  }
-  await run(`create database ${name}`)
-  t.teardown(() => run(`drop database if exists ${name} with (force)`))
-  const isolated = new URL(url)
-  isolated.pathname = `/${name}`
-  return { databaseUrl: isolated.toString() }
-}
-
+// "The last administrator" counts every administrator in the database, so this test needs a
+// database of its own: on a real server a throw-away one (embedded, every app has its own anyway).
 t.test('the last administrator cannot stop being one', async t => {
-  const app = await build(t, await isolatedDatabase(t))
+  const databaseUrl = await ownPostgresDatabase(t)
+  const app = await build(t, databaseUrl ? { databaseUrl } : {})
   const only = await createUser(app, { roles: ['admin'] })
   const count = await app.database.db.selectFrom('userRoles').innerJoin('roles', 'roles.id', 'userRoles.roleId').select('userRoles.userId').where('roles.name', '=', 'admin').execute()
   t.equal(count.length, 1, 'a database with a single admin')

@@ -126,7 +126,7 @@ export function createPiiKeyring (keys: readonly PiiKey[]) {
     /**
      * The blind index of a phone number: HMAC-SHA-256 of its digits under a key derived from the
      * current key, so equal numbers (however punctuated) match and nothing else can be learned.
-     * `all` gives it under every key, for searching while a rotation is under way.
+     * phoneIndexes gives it under every key, for searching while a rotation is under way.
      */
     phoneIndex: (phone: string) => indexOf(current.index, phoneDigits(phone)),
     phoneIndexes: (phone: string) => [...ring.values()].map(key => indexOf(key.index, phoneDigits(phone))),

@@ -61,7 +61,6 @@ export async function spendRecoveryCode (db: Executor, userId: string, codeHash:
   return row !== undefined
 }
 
-/** What the user has enrolled: whether TOTP is active and how many recovery codes are left. */
 /** A user's second factors, as columns of a select from `users as u` (also the login's account lookup). */
 export const MFA_STATE_COLUMNS = [
   sql<boolean>`exists(select 1 from user_totp t where t.user_id = u.id and t.confirmed_at is not null)`.as('totp'),
@@ -69,6 +68,7 @@ export const MFA_STATE_COLUMNS = [
   sql<boolean>`exists(select 1 from user_passkeys p where p.user_id = u.id)`.as('passkeys')
 ] as const
 
+/** What the user has enrolled: whether TOTP is active and how many recovery codes are left. */
 export async function findMfaState (db: Executor, userId: string) {
   const row = await db.selectFrom('users as u')
     .select(MFA_STATE_COLUMNS)

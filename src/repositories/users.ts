@@ -197,25 +197,24 @@ export function lockLiveUser (trx: Transaction<Database>, id: string) {
     .forUpdate().executeTakeFirst()
 }
 
+/** The live account an email names (any case), with what a sign-in judges. */
+function selectCredentials (db: Executor, email: string) {
+  return db.selectFrom('users as u')
+    .select(['u.id', 'u.email', 'u.passwordHash', 'u.status', 'u.emailVerified'])
+    .where(sql`lower(u.email)`, '=', email.toLowerCase())
+    .where('u.deletedAt', 'is', null)
+}
+
 export function findCredentialsByEmail (db: Executor, email: string) {
-  return db.selectFrom('users')
-    .select(['id', 'email', 'passwordHash', 'status', 'emailVerified'])
-    .where(sql`lower(email)`, '=', email.toLowerCase())
-    .where('deletedAt', 'is', null)
-    .executeTakeFirst()
+  return selectCredentials(db, email).executeTakeFirst()
 }
 
 /**
- * The account a password login names, with its second factors (as findMfaState reads them), in
- * one compiled statement: a login is then two round trips, this and
- * startLogin's.
+ * The account a password login names with its second factors (as findMfaState reads them), in
+ * one compiled statement: a login is then two round trips, this and startLogin's.
  */
 export async function findLoginAccount (db: Executor, compiled: CompiledQueries, email: string) {
-  const normalized = email.toLowerCase()
-  const result = await compiled.run(db, 'loginAccount', [normalized], () => db.selectFrom('users as u')
-    .select(['u.id', 'u.email', 'u.passwordHash', 'u.status', 'u.emailVerified', ...MFA_STATE_COLUMNS])
-    .where(sql`lower(u.email)`, '=', normalized)
-    .where('u.deletedAt', 'is', null))
+  const result = await compiled.run(db, 'loginAccount', [email.toLowerCase()], () => selectCredentials(db, email).select(MFA_STATE_COLUMNS))
   return result.rows[0]
 }
 

@@ -34,14 +34,14 @@ export interface AccessClaims { sub: string, sid: string, typ: 'access', amr?: s
 /** Factors that already prove more than a password: a login made with one needs no second step. */
 const STRONG_FACTORS = new Set(['otp', 'passkey'])
 
+/** Which second factors a user has enrolled, as findMfaState reads them. */
+type MfaState = Parameters<typeof methodsOf>[0]
+
 /**
  * How signIn's caller established the identity: amr as the access token will carry it (['pwd'],
  * ['passkey'], ['oidc']), the auth.login row's changes.method (password, passkey, oidc:<name>,
  * invitation) and anything that row should add.
  */
-/** Which second factors a user has enrolled, as findMfaState reads them. */
-type MfaState = Parameters<typeof methodsOf>[0]
-
 export interface SignInOptions { amr: string[], method: string, audit?: Record<string, unknown> }
 
 export type LoginAnswer = TokenPair | MfaChallenge
