@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
+import { sql } from 'kysely'
 import { build, testConfig } from './helper.js'
 
 t.test('GET /metrics: Prometheus text with process defaults and request durations by route template', async t => {
@@ -86,6 +87,28 @@ t.test('the service metrics: statements by kind, rate-limit rejections, logins, 
   t.match(text, /^process_resident_memory_bytes \d/m, 'RSS')
   t.match(text, /^nodejs_heap_size_used_bytes \d/m, 'heap')
   t.match(text, /^nodejs_eventloop_lag_seconds \d/m, 'event-loop delay')
+})
+
+t.test('database pool: open and idle connections and queries waiting for one (PostgreSQL; no pool embedded)', async t => {
+  const app = await build(t, { dbPoolSize: 2 })
+  const value = (text: string, series: string) => new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]
+  if (!process.env.DATABASE_URL) {
+    const text = (await app.inject({ url: '/metrics' })).body
+    t.equal(value(text, 'db_pool_connections{state="open"}'), undefined, 'no pool series on the embedded database')
+    t.equal(value(text, 'db_pool_waiting_requests'), '0', 'and nothing waits')
+    return
+  }
+  // Three slow statements on a pool of two: two connections busy, one query queued, while scraping.
+  const slow = Array.from({ length: 3 }, () => sql`select pg_sleep(0.5)`.execute(app.database.db))
+  await new Promise(resolve => setTimeout(resolve, 150))
+  const busy = (await app.inject({ url: '/metrics' })).body
+  t.equal(value(busy, 'db_pool_connections{state="open"}'), '2', 'the pool is at its size')
+  t.equal(value(busy, 'db_pool_connections{state="idle"}'), '0', 'no connection is free')
+  t.ok(Number(value(busy, 'db_pool_waiting_requests')) >= 1, 'the third query waits')
+  await Promise.all(slow)
+  const quiet = (await app.inject({ url: '/metrics' })).body
+  t.equal(value(quiet, 'db_pool_waiting_requests'), '0', 'nothing waits once they are done')
+  t.equal(value(quiet, 'db_pool_connections{state="idle"}'), value(quiet, 'db_pool_connections{state="open"}'), 'every open connection is idle again')
 })
 
 t.test('statementKind names a statement by its first data-changing word', async t => {

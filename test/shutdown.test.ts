@@ -59,15 +59,18 @@ t.test('SIGTERM: in-flight requests finish, then the process exits 0', async t =
 t.test('a request that arrives while the app is closing is 503 in the envelope, with Retry-After and Connection: close', async t => {
   const app = await buildApp(testConfig())
   let answer: { status: number, headers: Headers, body: string } | undefined
+  let readiness: number | undefined
   // The server still listens during preClose hooks; ours, registered first, has begun refusing.
   app.addHook('preClose', async () => {
     const { port } = app.server.address() as AddressInfo
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/health`)
     answer = { status: res.status, headers: res.headers, body: await res.text() }
+    readiness = (await fetch(`http://127.0.0.1:${port}/health/ready`)).status
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   await app.close()
   t.equal(answer?.status, 503)
+  t.equal(readiness, 503, 'readiness is 503 from the start of the close: a balancer stops sending')
   t.equal(answer?.headers.get('retry-after'), '1', 'Retry-After')
   t.equal(answer?.headers.get('connection'), 'close', 'the client will open a new connection, to another instance')
   const body = JSON.parse(answer?.body ?? '{}')

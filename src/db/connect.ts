@@ -28,6 +28,8 @@ export interface DatabaseHandle {
   ping (): Promise<void>
   /** LISTEN on a channel for as long as the handle is open. */
   listen (channel: string, listener: Listener): Promise<void>
+  /** The PostgreSQL pool's connections and the queries queued for one (none: the embedded database has no pool). */
+  poolStats?: () => { open: number, idle: number, waiting: number }
   close (): Promise<void>
 }
 
@@ -105,7 +107,8 @@ function connectPool (url: string, config: Config, log: FastifyBaseLogger, obser
       observeQuery(text, (performance.now() - started) / 1000)
     }
   })
-  return { db, compiled }
+  const poolStats = () => ({ open: clients.totalCount, idle: clients.idleCount, waiting: clients.waitingCount })
+  return { db, compiled, poolStats }
 }
 
 /** A read-only standby (DATABASE_REPLICA_URL): only lag-tolerant reads go there (see read-routing.ts). */
@@ -123,7 +126,7 @@ export function connectReplica (url: string, config: Config, log: FastifyBaseLog
 
 export async function connectDatabase (config: Config, log: FastifyBaseLogger, observeQuery: QueryObserver = () => {}): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
-    const { db, compiled } = connectPool(config.databaseUrl, config, log, observeQuery, { applicationName: 'user-management-api', connectionTimeoutMs: 5000 })
+    const { db, compiled, poolStats } = connectPool(config.databaseUrl, config, log, observeQuery, { applicationName: 'user-management-api', connectionTimeoutMs: 5000 })
     const listeners = new Set<pg.Client>()
     let closing = false
 
@@ -167,6 +170,7 @@ export async function connectDatabase (config: Config, log: FastifyBaseLogger, o
       kind: 'postgres',
       ping: async () => { await sql`select 1`.execute(db) },
       listen,
+      poolStats,
       close: async () => {
         closing = true
         await Promise.all([...listeners].map(client => client.end().catch(() => {})))

@@ -43,6 +43,30 @@ export default fp(async function metrics (fastify) {
   const rotations = new Counter({ name: 'refresh_rotations_total', help: 'Refresh tokens rotated', registers })
   const breachFailures = new Counter({ name: 'password_breach_check_failures_total', help: 'Breached-password checks that timed out or failed, letting the password through, by reason (timeout, error)', labelNames: ['reason'] as const, registers })
   const reuses = new Counter({ name: 'refresh_reuse_detections_total', help: 'Spent refresh tokens presented again (their login revoked)', registers })
+  // Read when scraped (the database plugin is registered after this one), and before the job
+  // gauges, whose query would otherwise be counted as waiting. No series embedded: no pool.
+  const poolStats = () => fastify.database.poolStats?.()
+  new Gauge({ // eslint-disable-line no-new
+    name: 'db_pool_connections',
+    help: 'Connections of the PostgreSQL pool, by state (open: all of them, idle: free for a query)',
+    labelNames: ['state'] as const,
+    registers,
+    collect () {
+      const stats = poolStats()
+      if (!stats) return
+      this.set({ state: 'open' }, stats.open)
+      this.set({ state: 'idle' }, stats.idle)
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'db_pool_waiting_requests',
+    help: 'Queries waiting for a connection of the PostgreSQL pool (above 0 for long: the pool is too small or the database slow)',
+    registers,
+    collect () {
+      const stats = poolStats()
+      if (stats) this.set(stats.waiting)
+    }
+  })
   // Read when scraped (the queue and Redis are registered after this plugin); both job gauges
   // share one query per scrape.
   let scrape: ReturnType<JobQueue['backlog']> | undefined
