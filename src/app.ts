@@ -11,6 +11,7 @@ import { lazyChildLoggerFactory } from './lib/request-logger.js'
 import { bufferedStdout, type LogStream } from './lib/log-stream.js'
 import errorHandler, { answerClientError, routeFrameworkError } from './plugins/app/error-handler.js'
 import swagger from './plugins/external/swagger.js'
+import deprecation from './plugins/app/deprecation.js'
 import database from './plugins/app/db.js'
 import auth from './plugins/app/auth.js'
 import services from './plugins/app/services.js'
@@ -177,6 +178,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   app.removeContentTypeParser('text/plain')
 
   await app.register(errorHandler)
+  // Before swagger: its onRoute hook reads the schema this one marks deprecated.
+  await app.register(deprecation)
   await app.register(swagger)
   await app.register(fp(async f => { f.decorate('config', config) }, { name: 'config' }))
   // Before anything that does work per request: headers, CORS and rate limits apply to every answer.

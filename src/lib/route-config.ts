@@ -26,6 +26,12 @@ declare module 'fastify' {
      * which src/plugins/app/idempotency.ts leaves out by their response schema.
      */
     idempotency?: false
+    /**
+     * The operation is deprecated (CONTRACT.md "Operations"): since `since`, to be removed at
+     * `sunset` (ISO dates). Its answers carry `Deprecation` (RFC 9745) and `Sunset` (RFC 8594),
+     * and the OpenAPI document marks it `deprecated` (src/plugins/app/deprecation.ts).
+     */
+    deprecated?: { since: string, sunset: string }
   }
 }
 
